@@ -1,0 +1,163 @@
+import type pg from "pg";
+import { sleep } from "./connection.js";
+import { recordApplied } from "./drizzle-table.js";
+import { MigratorError } from "./errors.js";
+import { locate, type Migration } from "./journal.js";
+import type { EventSink } from "./log.js";
+import type { Batch } from "./plan.js";
+
+/** SQLSTATE 55P03 lock_not_available: a statement gave up waiting under `lock_timeout`. */
+const LOCK_NOT_AVAILABLE = "55P03";
+/** SQLSTATE 57014 query_canceled: `statement_timeout`, or our own cancel on SIGTERM. */
+const QUERY_CANCELED = "57014";
+
+export interface ApplyOptions {
+  onEvent: EventSink;
+  /** How many times a batch is retried after hitting `lock_timeout`. */
+  lockRetries: number;
+  /** First pause before a retry, in ms; doubles each time. */
+  retryDelayMs: number;
+  signal?: AbortSignal;
+}
+
+export interface AppliedMigration {
+  tag: string;
+  durationMs: number;
+}
+
+/**
+ * Applies one batch: a transactional batch in a single transaction (all of it or none of it), or
+ * a no-transaction file statement by statement. A statement that hits `lock_timeout` is retried
+ * with backoff, from the start of the transaction or from that statement, so the migration never
+ * queues behind a long transaction while live traffic queues behind it.
+ */
+export async function applyBatch(client: pg.Client, batch: Batch, options: ApplyOptions): Promise<AppliedMigration[]> {
+  return batch.transactional ? applyInTransaction(client, batch.migrations, options) : applyAlone(client, batch.migrations, options);
+}
+
+async function applyInTransaction(client: pg.Client, migrations: Migration[], options: ApplyOptions): Promise<AppliedMigration[]> {
+  for (let attempt = 0; ; attempt++) {
+    const done: AppliedMigration[] = [];
+    await client.query("BEGIN");
+    try {
+      for (const migration of migrations) {
+        const started = performance.now();
+        for (let i = 0; i < migration.statements.length; i++) {
+          await runStatement(client, migration, i, options);
+        }
+        await recordApplied(client, migration);
+        done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
+      }
+      await client.query("COMMIT");
+      return done;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      if (!(await shouldRetry(error, attempt, options))) throw error;
+    }
+  }
+}
+
+async function applyAlone(client: pg.Client, migrations: Migration[], options: ApplyOptions): Promise<AppliedMigration[]> {
+  const done: AppliedMigration[] = [];
+  for (const migration of migrations) {
+    const started = performance.now();
+    for (let i = 0; i < migration.statements.length; i++) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await runStatement(client, migration, i, options);
+          break;
+        } catch (error) {
+          if (!(await shouldRetry(error, attempt, options))) throw error;
+        }
+      }
+    }
+    await recordApplied(client, migration);
+    done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
+  }
+  return done;
+}
+
+async function shouldRetry(error: unknown, attempt: number, options: ApplyOptions): Promise<boolean> {
+  if (!(error instanceof MigratorError) || error.details.sqlstate !== LOCK_NOT_AVAILABLE) return false;
+  if (attempt >= options.lockRetries || options.signal?.aborted) {
+    error.details.retries = attempt;
+    return false;
+  }
+  const delay = options.retryDelayMs * 2 ** attempt;
+  options.onEvent({
+    event: "migration.lock_timeout.retry",
+    severity: "WARNING",
+    message: `${error.details.tag} waited too long for a table lock; rolled back, retrying in ${delay}ms (${attempt + 1}/${options.lockRetries})`,
+    tag: error.details.tag,
+    statement: error.details.statement,
+    attempt: attempt + 1,
+    retries: options.lockRetries,
+    delayMs: delay,
+  });
+  await sleep(delay, options.signal);
+  return !options.signal?.aborted;
+}
+
+async function runStatement(client: pg.Client, migration: Migration, index: number, options: ApplyOptions): Promise<void> {
+  const statement = migration.statements[index] ?? "";
+  if (statement.trim() === "") return;
+  if (options.signal?.aborted) {
+    throw new MigratorError("INTERRUPTED", `interrupted before statement ${index + 1} of ${migration.tag}`, {
+      details: { tag: migration.tag, statement: index + 1, file: migration.file },
+    });
+  }
+  try {
+    await client.query(statement);
+  } catch (cause) {
+    throw statementError(migration, index, cause, options.signal?.aborted ?? false);
+  }
+}
+
+function statementError(migration: Migration, index: number, cause: unknown, aborted: boolean): MigratorError {
+  const pgError = cause as { code?: string; position?: string; message?: string };
+  const sqlstate = pgError.code;
+  const position = Number(pgError.position);
+  const { line, column } = locate(
+    migration,
+    index,
+    Number.isFinite(position) && position > 0 ? position : firstTokenPosition(migration, index),
+  );
+  const details = {
+    tag: migration.tag,
+    file: migration.file,
+    statement: index + 1,
+    sqlstate,
+    line,
+    column,
+    error: pgError.message,
+  };
+  if (aborted && sqlstate === QUERY_CANCELED) {
+    return new MigratorError("INTERRUPTED", `interrupted during statement ${index + 1} of ${migration.tag}; rolled back`, {
+      cause,
+      details,
+    });
+  }
+  return new MigratorError(
+    "MIGRATION_FAILED",
+    `${migration.file}:${line}:${column}: statement ${index + 1} of ${migration.tag} failed: ${pgError.message} (SQLSTATE ${sqlstate ?? "unknown"})`,
+    { cause, details, hint: hintFor(sqlstate) },
+  );
+}
+
+function firstTokenPosition(migration: Migration, index: number): number {
+  const statement = migration.statements[index] ?? "";
+  return statement.length - statement.trimStart().length + 1;
+}
+
+function hintFor(sqlstate: string | undefined): string {
+  switch (sqlstate) {
+    case "25001":
+      return "this statement cannot run in a transaction: put it in a migration of its own whose first line is `-- yomu:no-transaction`";
+    case LOCK_NOT_AVAILABLE:
+      return "a long transaction holds a lock this migration needs; find it in pg_stat_activity, or retry when traffic is lower (--lock-timeout, --lock-retries)";
+    case QUERY_CANCELED:
+      return "the statement ran past statement_timeout; raise --statement-timeout or split the migration";
+    default:
+      return "the whole run was rolled back; fix the migration (a new migration if this one is applied elsewhere) and run again";
+  }
+}

@@ -1,0 +1,149 @@
+import { createRequire } from "node:module";
+import { type Config, helpText, parseConfig } from "./config.js";
+import { describeDatabase } from "./connection.js";
+import { ExitCode, MigratorError } from "./errors.js";
+import { createLogger, type Logger } from "./log.js";
+import { runMigrations } from "./runner.js";
+import { readStatus, type Status } from "./status.js";
+
+/**
+ * The `yomu-migrate` command line: parses `argv` and `env`, runs the command, and returns the
+ * exit code (see CONTRACT.md) instead of exiting.
+ *
+ * @example process.exitCode = await runCli(["status", "--json"], process.env);
+ */
+export async function runCli(argv: readonly string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+  if (argv.includes("--version")) {
+    const pkg = createRequire(import.meta.url)("../package.json") as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return ExitCode.ok;
+  }
+  const parsed = parseConfig(argv, env, { isTTY: Boolean(process.stdout.isTTY) });
+  if (!parsed.ok) {
+    process.stderr.write(`yomu-migrate: ${parsed.problems.join("\n  ")}\n\n${helpText()}\n`);
+    return ExitCode.usage;
+  }
+  const config = parsed.config;
+  if (config.help) {
+    process.stdout.write(`${helpText()}\n`);
+    return ExitCode.ok;
+  }
+  const log = createLogger({ format: config.logFormat });
+  const password = passwordOf(config.databaseUrl);
+  if (password) log.addSecret(password);
+
+  try {
+    switch (config.command) {
+      case "up":
+        return await up(config, log);
+      case "status":
+        return await status(config, log);
+      case "verify":
+        return await verify(config, log);
+    }
+  } catch (error) {
+    return fail(error, log);
+  }
+}
+
+async function up(config: Config, log: Logger): Promise<number> {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log({
+      event: "migration.interrupted",
+      severity: "WARNING",
+      message: `${signal} received: cancelling, rolling back, releasing the lock`,
+      signal,
+    });
+    controller.abort();
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  const result = await runMigrations({
+    databaseUrl: config.databaseUrl,
+    dir: config.dir,
+    onEvent: log,
+    lockWaitTimeoutMs: config.lockWaitTimeoutMs,
+    lockTimeoutMs: config.lockTimeoutMs,
+    lockRetries: config.lockRetries,
+    statementTimeoutMs: config.statementTimeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    slowThresholdMs: config.slowThresholdMs,
+    allowOutOfOrder: config.allowOutOfOrder,
+    host: config.host,
+    signal: controller.signal,
+  });
+  return result.error ? result.error.exitCode : ExitCode.ok;
+}
+
+async function status(config: Config, log: Logger): Promise<number> {
+  const state = await readStatus({
+    databaseUrl: config.databaseUrl,
+    dir: config.dir,
+    connectTimeoutMs: config.connectTimeoutMs,
+    onEvent: log,
+  });
+  if (config.json) process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+  else if (config.logFormat === "pretty") process.stdout.write(`${statusTable(state, config)}\n`);
+  else
+    log({
+      event: "migration.status",
+      severity: "INFO",
+      message: state.current ? `schema current at ${state.schemaVersion}` : `${state.pending.length} pending migration(s)`,
+      ...state,
+    });
+  if (config.requireCurrent && !state.current) return ExitCode.notCurrent;
+  return ExitCode.ok;
+}
+
+async function verify(config: Config, log: Logger): Promise<number> {
+  const state = await readStatus({
+    databaseUrl: config.databaseUrl,
+    dir: config.dir,
+    connectTimeoutMs: config.connectTimeoutMs,
+    onEvent: log,
+  });
+  const clean = state.problems.length === 0;
+  if (config.json)
+    process.stdout.write(`${JSON.stringify({ clean, problems: state.problems, schemaVersion: state.schemaVersion }, null, 2)}\n`);
+  for (const problem of state.problems) log({ event: "migration.verify.problem", severity: "ERROR", message: problem });
+  log({
+    event: "migration.verify.finished",
+    severity: clean ? "INFO" : "ERROR",
+    message: clean ? "applied migrations match their files" : `${state.problems.length} problem(s) found`,
+    clean,
+    problems: state.problems.length,
+    schemaVersion: state.schemaVersion,
+  });
+  return clean ? ExitCode.ok : ExitCode.verificationFailed;
+}
+
+function statusTable(state: Status, config: Config): string {
+  const lines = [`database ${describeDatabase(config.databaseUrl)}, schema at ${state.schemaVersion ?? "(empty)"}`, ""];
+  for (const m of state.migrations) lines.push(`  ${m.state.padEnd(8)} ${m.tag}`);
+  for (const u of state.unknown) lines.push(`  newer    (not in this build, created ${u.createdAt})`);
+  for (const p of state.problems) lines.push(`  ! ${p}`);
+  lines.push("", state.current ? "up to date" : `${state.pending.length} pending`);
+  return lines.join("\n");
+}
+
+function fail(error: unknown, log: Logger): number {
+  const known = error instanceof MigratorError ? error : undefined;
+  log({
+    event: "migration.error",
+    severity: "ERROR",
+    message: known ? known.message : String((error as Error)?.message ?? error),
+    code: known?.code ?? "UNEXPECTED",
+    hint: known?.hint ?? null,
+    ...(process.env.DEBUG ? { stack: (error as Error)?.stack } : {}),
+  });
+  return known ? known.exitCode : ExitCode.migrationFailed;
+}
+
+function passwordOf(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
+}

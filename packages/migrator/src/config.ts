@@ -1,0 +1,273 @@
+import { parseDuration } from "./duration.js";
+import type { LogFormat } from "./log.js";
+
+export const commands = ["up", "status", "verify"] as const;
+export type Command = (typeof commands)[number];
+
+export interface Config {
+  command: Command;
+  databaseUrl: string;
+  dir: string;
+  lockWaitTimeoutMs: number;
+  slowThresholdMs: number;
+  pushgatewayUrl: string | undefined;
+  logFormat: LogFormat;
+  lockTimeoutMs: number;
+  lockRetries: number;
+  statementTimeoutMs: number;
+  connectTimeoutMs: number;
+  host: string | undefined;
+  appVersion: string | undefined;
+  allowOutOfOrder: boolean;
+  json: boolean;
+  requireCurrent: boolean;
+  help: boolean;
+}
+
+type Kind = "string" | "url" | "http-url" | "duration" | "count" | "log-format";
+
+interface Setting {
+  key: keyof Config;
+  flag: string;
+  env: string;
+  kind: Kind;
+  fallback?: string;
+  about: string;
+}
+
+/** Every setting, its flag, its environment variable and its default: the one source for parsing and `--help`. */
+export const settings: readonly Setting[] = [
+  { key: "databaseUrl", flag: "database-url", env: "DATABASE_URL", kind: "url", about: "PostgreSQL connection string (required)" },
+  { key: "dir", flag: "dir", env: "MIGRATIONS_DIR", kind: "string", fallback: "drizzle/migrations", about: "folder drizzle-kit generates" },
+  {
+    key: "lockWaitTimeoutMs",
+    flag: "lock-wait-timeout",
+    env: "MIGRATION_LOCK_WAIT_TIMEOUT",
+    kind: "duration",
+    fallback: "300s",
+    about: "how long to wait for another runner's lock (then exit 3)",
+  },
+  {
+    key: "slowThresholdMs",
+    flag: "slow-threshold",
+    env: "MIGRATION_SLOW_THRESHOLD",
+    kind: "duration",
+    fallback: "30s",
+    about: "a run slower than this logs migration.slow",
+  },
+  {
+    key: "pushgatewayUrl",
+    flag: "pushgateway-url",
+    env: "PUSHGATEWAY_URL",
+    kind: "http-url",
+    about: "Prometheus Pushgateway to push metrics to (off when unset)",
+  },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    env: "LOG_FORMAT",
+    kind: "log-format",
+    about: "json or pretty (default: pretty on a terminal, else json)",
+  },
+  {
+    key: "lockTimeoutMs",
+    flag: "lock-timeout",
+    env: "MIGRATION_LOCK_TIMEOUT",
+    kind: "duration",
+    fallback: "5s",
+    about: "lock_timeout for each statement; a statement that waits longer is retried",
+  },
+  {
+    key: "lockRetries",
+    flag: "lock-retries",
+    env: "MIGRATION_LOCK_RETRIES",
+    kind: "count",
+    fallback: "5",
+    about: "retries after a lock_timeout, with doubling pauses from 1s",
+  },
+  {
+    key: "statementTimeoutMs",
+    flag: "statement-timeout",
+    env: "MIGRATION_STATEMENT_TIMEOUT",
+    kind: "duration",
+    fallback: "10m",
+    about: "statement_timeout for each statement",
+  },
+  {
+    key: "host",
+    flag: "host",
+    env: "POD_NAME",
+    kind: "string",
+    about: "who runs this, for application_name and the history (default: the hostname)",
+  },
+  {
+    key: "appVersion",
+    flag: "app-version",
+    env: "APP_VERSION",
+    kind: "string",
+    about: "version of the build that ships these migrations, for the history",
+  },
+  {
+    key: "connectTimeoutMs",
+    flag: "connect-timeout",
+    env: "MIGRATION_CONNECT_TIMEOUT",
+    kind: "duration",
+    fallback: "60s",
+    about: "how long to retry an unreachable database (then exit 7)",
+  },
+];
+
+const switches: Record<string, { key: keyof Config; commands: readonly Command[]; about: string }> = {
+  "allow-out-of-order": { key: "allowOutOfOrder", commands: ["up"], about: "apply a pending migration older than the newest applied one" },
+  json: { key: "json", commands: ["status", "verify"], about: "print the result as JSON" },
+  "require-current": { key: "requireCurrent", commands: ["status"], about: "exit 5 while any migration is pending" },
+  help: { key: "help", commands, about: "show this help" },
+};
+
+export type ParseResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+/**
+ * Reads the command line and environment into a checked configuration, reporting every
+ * problem at once. Unknown flags and unknown `MIGRATION_*` variables are errors, so a typo
+ * never silently falls back to a default.
+ *
+ * @example parseConfig(["status", "--json"], process.env, { isTTY: false })
+ */
+export function parseConfig(argv: readonly string[], env: Record<string, string | undefined>, options: { isTTY: boolean }): ParseResult {
+  const problems: string[] = [];
+  const raw = new Map<keyof Config, { value: string; source: string }>();
+  const flags = new Map(settings.map((s) => [s.flag, s]));
+  const seenSwitches = new Set<string>();
+  let command: Command | undefined;
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) {
+      if (command === undefined && (commands as readonly string[]).includes(arg)) command = arg as Command;
+      else if (command === undefined) problems.push(`unknown command "${arg}" (commands: ${commands.join(", ")})`);
+      else problems.push(`unexpected argument "${arg}"`);
+      continue;
+    }
+    const [name, inline] = splitFlag(arg.slice(2));
+    const setting = flags.get(name);
+    if (setting) {
+      const value = inline ?? argv[i + 1];
+      if (value === undefined || (inline === undefined && value.startsWith("--"))) {
+        problems.push(`--${name} needs a value`);
+        continue;
+      }
+      if (inline === undefined) i++;
+      raw.set(setting.key, { value, source: `--${name}` });
+    } else if (switches[name]) {
+      if (inline !== undefined) problems.push(`--${name} takes no value`);
+      seenSwitches.add(name);
+    } else {
+      problems.push(`unknown option --${name}`);
+    }
+  }
+  const chosen: Command = command ?? "up";
+
+  for (const setting of settings) {
+    if (raw.has(setting.key)) continue;
+    const value = env[setting.env];
+    if (value !== undefined && value !== "") raw.set(setting.key, { value, source: setting.env });
+  }
+  const known = new Set(settings.map((s) => s.env));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("MIGRATION_") && !known.has(name)) problems.push(`unknown setting ${name} in the environment`);
+  }
+
+  const config: Record<string, unknown> = {
+    command: chosen,
+    logFormat: options.isTTY ? "pretty" : "json",
+    pushgatewayUrl: undefined,
+    host: undefined,
+    appVersion: undefined,
+  };
+  for (const setting of settings) {
+    const given = raw.get(setting.key);
+    const text = given?.value ?? setting.fallback;
+    if (text === undefined) continue;
+    const source = given?.source ?? "default";
+    const parsed = parseValue(setting.kind, text);
+    if (parsed.problem) problems.push(`${source}: ${parsed.problem}`);
+    else config[setting.key] = parsed.value;
+  }
+  for (const [name, spec] of Object.entries(switches)) {
+    const on = seenSwitches.has(name);
+    config[spec.key] = on;
+    if (on && !spec.commands.includes(chosen)) problems.push(`--${name} does not apply to "${chosen}"`);
+  }
+  if (config.databaseUrl === undefined && !config.help) {
+    problems.push("no database: set DATABASE_URL or pass --database-url");
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config: config as unknown as Config };
+}
+
+function splitFlag(text: string): [string, string | undefined] {
+  const eq = text.indexOf("=");
+  return eq === -1 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
+}
+
+function parseValue(kind: Kind, text: string): { value?: unknown; problem?: string } {
+  switch (kind) {
+    case "string":
+      return { value: text };
+    case "duration": {
+      const ms = parseDuration(text);
+      return ms === undefined ? { problem: `"${text}" is not a duration (use 500ms, 30s, 5m)` } : { value: ms };
+    }
+    case "count": {
+      const n = Number(text);
+      return Number.isInteger(n) && n >= 0 ? { value: n } : { problem: `"${text}" is not a whole number` };
+    }
+    case "log-format":
+      return text === "json" || text === "pretty" ? { value: text } : { problem: `"${text}" is not a log format (json or pretty)` };
+    case "url":
+      return checkDatabaseUrl(text);
+    case "http-url": {
+      try {
+        const url = new URL(text);
+        if (url.protocol === "http:" || url.protocol === "https:") return { value: text.replace(/\/+$/, "") };
+      } catch {}
+      return { problem: "is not an http(s) URL" };
+    }
+  }
+}
+
+function checkDatabaseUrl(text: string): { value?: unknown; problem?: string } {
+  // The URL may hold a password: problems describe it without quoting it.
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return { problem: "is not a URL (expected postgres://user:password@host:5432/database)" };
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    return { problem: `has scheme "${url.protocol.replace(/:$/, "")}", expected postgres or postgresql` };
+  }
+  if (!url.hostname && !url.searchParams.get("host")) return { problem: "names no host" };
+  return { value: text };
+}
+
+export function helpText(): string {
+  const rows = settings.map((s) => `  --${s.flag.padEnd(20)} ${s.env.padEnd(28)} ${s.about}${s.fallback ? ` [${s.fallback}]` : ""}`);
+  const flagRows = Object.entries(switches).map(([name, s]) => `  --${name.padEnd(20)} ${s.about} (${s.commands.join(", ")})`);
+  return [
+    "usage: yomu-migrate [command] [options]",
+    "",
+    "commands:",
+    "  up       apply pending migrations under the advisory lock (default)",
+    "  status   applied and pending migrations and the schema version",
+    "  verify   check applied files against their recorded checksums, and the order",
+    "",
+    "settings (flag, environment, default):",
+    ...rows,
+    "",
+    "switches:",
+    ...flagRows,
+    "",
+    "exit codes: 0 ok, 1 migration failed (rolled back), 2 usage or configuration, 3 lock wait timed out,",
+    "            4 verification failed, 5 not current (status --require-current), 7 database unreachable",
+  ].join("\n");
+}

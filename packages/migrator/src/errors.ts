@@ -1,0 +1,61 @@
+/** Exit codes shared by every command; see CONTRACT.md. */
+export const ExitCode = {
+  ok: 0,
+  migrationFailed: 1,
+  usage: 2,
+  lockTimeout: 3,
+  verificationFailed: 4,
+  notCurrent: 5,
+  lintViolations: 6,
+  unreachable: 7,
+} as const;
+
+export type ErrorCode =
+  | "CONFIG_INVALID"
+  | "JOURNAL_INVALID"
+  | "CHECKSUM_MISMATCH"
+  | "OUT_OF_ORDER"
+  | "LOCK_TIMEOUT"
+  | "MIGRATION_FAILED"
+  | "INTERRUPTED"
+  | "DATABASE_UNREACHABLE"
+  | "DOWN_UNAVAILABLE";
+
+const exitCodes: Record<ErrorCode, number> = {
+  CONFIG_INVALID: ExitCode.usage,
+  JOURNAL_INVALID: ExitCode.usage,
+  CHECKSUM_MISMATCH: ExitCode.verificationFailed,
+  OUT_OF_ORDER: ExitCode.verificationFailed,
+  LOCK_TIMEOUT: ExitCode.lockTimeout,
+  MIGRATION_FAILED: ExitCode.migrationFailed,
+  INTERRUPTED: ExitCode.migrationFailed,
+  DATABASE_UNREACHABLE: ExitCode.unreachable,
+  DOWN_UNAVAILABLE: ExitCode.migrationFailed,
+};
+
+/**
+ * Every failure the migrator reports: a stable `code`, a message that says what broke and
+ * where, a `hint` that says what to do next, and the underlying `cause`.
+ */
+export class MigratorError extends Error {
+  override name = "MigratorError";
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  get exitCode(): number {
+    return exitCodes[this.code];
+  }
+}
+
+/** Exit code for anything thrown: a MigratorError's own, else 1. */
+export function exitCodeOf(error: unknown): number {
+  return error instanceof MigratorError ? error.exitCode : ExitCode.migrationFailed;
+}

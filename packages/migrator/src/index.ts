@@ -1,0 +1,13 @@
+export { applyBatch } from "./applier.js";
+export { runCli } from "./cli.js";
+export { type Config, parseConfig, settings } from "./config.js";
+export { connect, describeDatabase } from "./connection.js";
+export { DRIZZLE_SCHEMA, DRIZZLE_TABLE, readApplied } from "./drizzle-table.js";
+export { parseDuration } from "./duration.js";
+export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js";
+export { type Migration, NO_TRANSACTION_MARKER, readMigrations } from "./journal.js";
+export { lockHolder, MIGRATION_LOCK_KEY, withAdvisoryLock } from "./lock.js";
+export { createLogger, type EventSink, type Logger, type MigratorEvent, redact, type Severity } from "./log.js";
+export { type AppliedRow, type Plan, planMigrations } from "./plan.js";
+export { defaults, type RunOptions, type RunResult, runMigrations } from "./runner.js";
+export { readStatus, type Status } from "./status.js";

@@ -1,0 +1,110 @@
+import type { Migration } from "./journal.js";
+
+/** A row of drizzle's `__drizzle_migrations`. */
+export interface AppliedRow {
+  id: number;
+  hash: string;
+  /** The journal's `when` of the migration, as drizzle stores it. */
+  createdAt: number;
+}
+
+export type PlanProblem =
+  | { kind: "checksum"; migration: Migration; recordedHash: string }
+  | { kind: "out-of-order"; migration: Migration; newestApplied: { when: number; tag: string | null } };
+
+/** Statements applied together: one transaction, or one file that must run outside any. */
+export interface Batch {
+  transactional: boolean;
+  migrations: Migration[];
+}
+
+export interface Plan {
+  /** Journal entries whose hash is not recorded, in journal order. */
+  pending: Migration[];
+  batches: Batch[];
+  applied: Array<{ migration: Migration; row: AppliedRow }>;
+  /** Recorded migrations this build does not ship (a newer build applied them). */
+  unknown: AppliedRow[];
+  problems: PlanProblem[];
+  /** Tag of the newest applied migration; `unknown@<when>` when this build does not ship it. */
+  schemaVersion: string | null;
+}
+
+/**
+ * Decides what to apply, without touching the database: pending is every journal entry whose
+ * hash drizzle has not recorded. A recorded migration whose file changed, and a pending one older
+ * than the newest applied (drizzle would skip it without a word), are problems.
+ *
+ * @example
+ *   const plan = planMigrations(readMigrations(dir), rows);
+ *   if (plan.problems.length) throw ...; else apply(plan.batches);
+ */
+export function planMigrations(
+  migrations: readonly Migration[],
+  rows: readonly AppliedRow[],
+  options: { allowOutOfOrder?: boolean } = {},
+): Plan {
+  const byHash = new Map(rows.map((row) => [row.hash, row]));
+  const byWhen = new Map(rows.map((row) => [row.createdAt, row]));
+  const matched = new Set<AppliedRow>();
+  const applied: Plan["applied"] = [];
+  const pending: Migration[] = [];
+  const problems: PlanProblem[] = [];
+
+  for (const migration of migrations) {
+    const row = byHash.get(migration.hash);
+    if (row) {
+      matched.add(row);
+      applied.push({ migration, row });
+      continue;
+    }
+    const sameTime = byWhen.get(migration.when);
+    if (sameTime && !migrations.some((m) => m.hash === sameTime.hash)) {
+      // Recorded under this migration's timestamp with another hash: the file was edited after
+      // it was applied.
+      matched.add(sameTime);
+      applied.push({ migration, row: sameTime });
+      problems.push({ kind: "checksum", migration, recordedHash: sameTime.hash });
+      continue;
+    }
+    pending.push(migration);
+  }
+
+  const newest = rows.reduce<AppliedRow | undefined>((a, b) => (a && a.createdAt >= b.createdAt ? a : b), undefined);
+  const tagOf = (row: AppliedRow) => applied.find((a) => a.row === row)?.migration.tag ?? null;
+  if (newest && !options.allowOutOfOrder) {
+    for (const migration of pending) {
+      if (migration.when < newest.createdAt) {
+        problems.push({ kind: "out-of-order", migration, newestApplied: { when: newest.createdAt, tag: tagOf(newest) } });
+      }
+    }
+  }
+
+  return {
+    pending,
+    batches: toBatches(pending),
+    applied,
+    unknown: rows.filter((row) => !matched.has(row)),
+    problems,
+    schemaVersion: newest ? (tagOf(newest) ?? `unknown@${newest.createdAt}`) : null,
+  };
+}
+
+function toBatches(pending: readonly Migration[]): Batch[] {
+  const batches: Batch[] = [];
+  for (const migration of pending) {
+    const last = batches[batches.length - 1];
+    if (migration.noTransaction) batches.push({ transactional: false, migrations: [migration] });
+    else if (last?.transactional) last.migrations.push(migration);
+    else batches.push({ transactional: true, migrations: [migration] });
+  }
+  return batches;
+}
+
+/** The newest migration in `plan` once its pending migrations are applied. */
+export function versionAfter(plan: Plan): string | null {
+  const last = plan.pending.reduce<Migration | undefined>((a, b) => (a && a.when >= b.when ? a : b), undefined);
+  if (!last) return plan.schemaVersion;
+  const newestApplied = Math.max(...plan.applied.map((a) => a.row.createdAt), ...plan.unknown.map((r) => r.createdAt));
+  return last.when >= newestApplied ? last.tag : plan.schemaVersion;
+}

@@ -1,0 +1,78 @@
+import { connect } from "./connection.js";
+import { readApplied } from "./drizzle-table.js";
+import { readMigrations } from "./journal.js";
+import type { EventSink } from "./log.js";
+import { type PlanProblem, planMigrations } from "./plan.js";
+
+export interface StatusOptions {
+  databaseUrl: string;
+  dir: string;
+  connectTimeoutMs?: number;
+  allowOutOfOrder?: boolean;
+  onEvent?: EventSink;
+}
+
+export interface MigrationState {
+  tag: string;
+  /** The journal's `when`, ISO 8601. */
+  createdAt: string;
+  state: "applied" | "pending" | "changed";
+}
+
+export interface Status {
+  /** Tag of the newest applied migration; null on an empty database. */
+  schemaVersion: string | null;
+  /** The newest migration this build ships: what the database should be at. */
+  expectedVersion: string | null;
+  current: boolean;
+  migrations: MigrationState[];
+  pending: string[];
+  /** Recorded migrations this build does not ship (a newer build applied them). */
+  unknown: Array<{ hash: string; createdAt: string }>;
+  problems: string[];
+}
+
+/**
+ * Compares the migrations this build ships with what the database has recorded, without taking
+ * the lock or changing anything.
+ *
+ * @example
+ *   const status = await readStatus({ databaseUrl, dir: "drizzle/migrations" });
+ *   if (!status.current) console.log("pending:", status.pending);
+ */
+export async function readStatus(options: StatusOptions): Promise<Status> {
+  const migrations = readMigrations(options.dir);
+  const client = await connect({
+    url: options.databaseUrl,
+    applicationName: "yomu-migrate status",
+    timeoutMs: options.connectTimeoutMs ?? 60_000,
+    onEvent: options.onEvent ?? (() => {}),
+  });
+  try {
+    const plan = planMigrations(migrations, await readApplied(client), { allowOutOfOrder: options.allowOutOfOrder });
+    const changed = new Set(plan.problems.filter((p) => p.kind === "checksum").map((p) => p.migration.tag));
+    const pending = new Set(plan.pending.map((m) => m.tag));
+    const newest = migrations.reduce<(typeof migrations)[number] | undefined>((a, b) => (a && a.when >= b.when ? a : b), undefined);
+    return {
+      schemaVersion: plan.schemaVersion,
+      expectedVersion: newest?.tag ?? null,
+      current: plan.pending.length === 0,
+      migrations: migrations.map((m) => ({
+        tag: m.tag,
+        createdAt: new Date(m.when).toISOString(),
+        state: changed.has(m.tag) ? "changed" : pending.has(m.tag) ? "pending" : "applied",
+      })),
+      pending: [...pending],
+      unknown: plan.unknown.map((row) => ({ hash: row.hash, createdAt: new Date(row.createdAt).toISOString() })),
+      problems: plan.problems.map(describeProblem),
+    };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export function describeProblem(problem: PlanProblem): string {
+  return problem.kind === "checksum"
+    ? `${problem.migration.file}: changed after it was applied (checksum mismatch)`
+    : `${problem.migration.file}: pending but older than the newest applied migration ${problem.newestApplied.tag ?? ""}`.trim();
+}
