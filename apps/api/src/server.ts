@@ -1,0 +1,75 @@
+import { type ServerType, serve } from "@hono/node-server";
+import { describeDatabase, type Logger } from "@yomu/migrator";
+import { createApp } from "./app.js";
+import { createDatabase } from "./shared/db/client.js";
+import { createReadinessCheck } from "./shared/readiness.js";
+
+export interface ServerOptions {
+  databaseUrl: string;
+  port: number;
+  migrationsDir: string;
+  log: Logger;
+  /** How long in-flight requests get after SIGTERM before the process gives up on them. */
+  shutdownGraceMs?: number;
+}
+
+export interface RunningServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves the API until `close()`: stops accepting, lets in-flight requests finish, ends the pool. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const database = createDatabase(options.databaseUrl);
+  const app = createApp({ db: database.db, checkReady: createReadinessCheck(database.pool, options.migrationsDir), log: options.log });
+  const server = await new Promise<ServerType>((ready) => {
+    const s = serve({ fetch: app.fetch, port: options.port, hostname: "0.0.0.0" }, () => ready(s));
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  options.log({
+    event: "server.started",
+    severity: "INFO",
+    message: `listening on :${port}, database ${describeDatabase(options.databaseUrl)}`,
+    port,
+    database: describeDatabase(options.databaseUrl),
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const grace = setTimeout(
+        () => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(),
+        options.shutdownGraceMs ?? 10_000,
+      );
+      const closed = new Promise<void>((done) => server.close(() => done()));
+      (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      await closed;
+      clearTimeout(grace);
+      await database.close();
+      options.log({ event: "server.stopped", severity: "INFO", message: "server stopped; in-flight requests finished, pool closed" });
+    })();
+    return closing;
+  };
+  return { port, close };
+}
+
+/** Closes `stop` on the first SIGTERM or SIGINT; a second one exits at once. */
+export function onShutdownSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    stop().then(
+      () => {
+        process.exitCode = 0;
+      },
+      (error) => {
+        process.stderr.write(`shutdown after ${signal} failed: ${String(error)}\n`);
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
+}
