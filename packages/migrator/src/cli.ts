@@ -3,6 +3,7 @@ import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, MigratorError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
+import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
 import { readStatus, type Status } from "./status.js";
 
@@ -71,8 +72,17 @@ async function up(config: Config, log: Logger): Promise<number> {
     slowThresholdMs: config.slowThresholdMs,
     allowOutOfOrder: config.allowOutOfOrder,
     host: config.host,
+    appVersion: config.appVersion,
     signal: controller.signal,
   });
+  if (config.pushgatewayUrl) {
+    await pushMetrics(result, {
+      url: config.pushgatewayUrl,
+      namespace: config.namespace,
+      slowThresholdMs: config.slowThresholdMs,
+      onEvent: log,
+    });
+  }
   return result.error ? result.error.exitCode : ExitCode.ok;
 }
 
@@ -120,10 +130,20 @@ async function verify(config: Config, log: Logger): Promise<number> {
 
 function statusTable(state: Status, config: Config): string {
   const lines = [`database ${describeDatabase(config.databaseUrl)}, schema at ${state.schemaVersion ?? "(empty)"}`, ""];
-  for (const m of state.migrations) lines.push(`  ${m.state.padEnd(8)} ${m.tag}`);
+  for (const m of state.migrations) lines.push(`  ${m.state.padEnd(8)} ${m.tag}${m.appliedAt ? `  (applied ${m.appliedAt})` : ""}`);
   for (const u of state.unknown) lines.push(`  newer    (not in this build, created ${u.createdAt})`);
   for (const p of state.problems) lines.push(`  ! ${p}`);
   lines.push("", state.current ? "up to date" : `${state.pending.length} pending`);
+  if (state.runs.length > 0) {
+    lines.push("", "recent runs:");
+    for (const run of state.runs) {
+      const took = run.durationMs === null ? "" : ` in ${run.durationMs}ms`;
+      const what = run.applied.length > 0 ? `, applied ${run.applied.join(", ")}` : "";
+      lines.push(
+        `  ${run.startedAt.toISOString()}  ${run.status.padEnd(7)}${took}${what}  ${run.host ?? ""}${run.error ? `\n      ${run.error}` : ""}`,
+      );
+    }
+  }
   return lines.join("\n");
 }
 

@@ -18,6 +18,7 @@ export interface Config {
   connectTimeoutMs: number;
   host: string | undefined;
   appVersion: string | undefined;
+  namespace: string;
   allowOutOfOrder: boolean;
   json: boolean;
   requireCurrent: boolean;
@@ -106,6 +107,14 @@ export const settings: readonly Setting[] = [
     env: "APP_VERSION",
     kind: "string",
     about: "version of the build that ships these migrations, for the history",
+  },
+  {
+    key: "namespace",
+    flag: "namespace",
+    env: "POD_NAMESPACE",
+    kind: "string",
+    fallback: "default",
+    about: "grouping label for metrics pushed to the Pushgateway",
   },
   {
     key: "connectTimeoutMs",

@@ -5,6 +5,7 @@ import { applyBatch } from "./applier.js";
 import { connect, describeDatabase } from "./connection.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
+import { ensureHistoryTable, type HistoryRow, historyExists, markCrashedRuns, saveRun, summarizeRuns } from "./history.js";
 import { readMigrations } from "./journal.js";
 import { withAdvisoryLock } from "./lock.js";
 import type { EventSink } from "./log.js";
@@ -32,6 +33,8 @@ export interface RunOptions {
   allowOutOfOrder?: boolean;
   /** Where the run comes from, for `pg_stat_activity` and the history: the pod's name in Kubernetes. */
   host?: string;
+  /** Version of the build that ships these migrations, recorded in the history. */
+  appVersion?: string;
   /** Aborting cancels the running statement, rolls back and releases the lock. */
   signal?: AbortSignal;
 }
@@ -51,6 +54,10 @@ export interface RunResult {
   /** Every migration this build ships, with what happened to it in this run. */
   migrations: Array<{ tag: string; status: MigrationStatus; durationMs?: number }>;
   slow: boolean;
+  /** Runs by status over the whole history table, this one included; empty if it could not be read. */
+  runCounts: Record<string, number>;
+  /** When the newest successful run finished, from the history table. */
+  lastSuccessAt: Date | null;
   error?: MigratorError;
 }
 
@@ -102,7 +109,10 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
     applied: [],
     migrations: [],
     slow: false,
+    runCounts: {},
+    lastSuccessAt: null,
   };
+  let recording = false;
   onEvent({
     event: "migration.run.started",
     severity: "INFO",
@@ -130,6 +140,18 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
     const session = client;
     await withAdvisoryLock(session, { waitTimeoutMs: settings.lockWaitTimeoutMs, onEvent, signal: options.signal }, async (waitMs) => {
       result.lockWaitMs = waitMs;
+      await ensureHistoryTable(session);
+      const crashed = await markCrashedRuns(session);
+      if (crashed > 0) {
+        onEvent({
+          event: "migration.history.crashed",
+          severity: "WARNING",
+          message: `${crashed} earlier run(s) never finished (killed mid-run); their changes were rolled back by PostgreSQL`,
+          runs: crashed,
+        });
+      }
+      await saveRun(session, historyRow(result, host, options.appVersion, "running"));
+      recording = true;
       const plan = planMigrations(migrations, await readApplied(session), { allowOutOfOrder: settings.allowOutOfOrder });
       result.fromVersion = result.schemaVersion = plan.schemaVersion;
       markPlan(result, plan);
@@ -174,16 +196,63 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
     });
   } catch (error) {
     result.error = toMigratorError(error);
-  } finally {
-    stopCancelling();
-    await client?.end().catch(() => {});
   }
-
   result.durationMs = Math.round(performance.now() - started);
   result.status = result.error ? "failed" : result.applied.length > 0 ? "applied" : "noop";
   result.slow = result.durationMs > settings.slowThresholdMs;
+  stopCancelling();
+  if (client) {
+    await recordRun(client, result, { recording, host, appVersion: options.appVersion, onEvent });
+    await client.end().catch(() => {});
+  }
   report(result, onEvent, settings.slowThresholdMs);
   return result;
+}
+
+/**
+ * Writes the run's final row outside any migration transaction, so a failed run's row survives
+ * the rollback of its migrations. A runner that never got the lock records its timeout only when
+ * the table already exists: creating it needs the lock.
+ */
+async function recordRun(
+  client: pg.Client,
+  result: RunResult,
+  context: { recording: boolean; host: string; appVersion: string | undefined; onEvent: EventSink },
+): Promise<void> {
+  try {
+    if (context.recording || (await historyExists(client))) {
+      await saveRun(client, historyRow(result, context.host, context.appVersion, result.status));
+    }
+    const summary = await summarizeRuns(client);
+    result.runCounts = summary.counts;
+    result.lastSuccessAt = summary.lastSuccessAt;
+  } catch (error) {
+    context.onEvent({
+      event: "migration.history.unsaved",
+      severity: "WARNING",
+      message: `could not record this run in the history table: ${(error as Error).message}`,
+      runId: result.runId,
+    });
+  }
+}
+
+function historyRow(result: RunResult, host: string, appVersion: string | undefined, status: HistoryRow["status"]): HistoryRow {
+  const finished = status !== "running";
+  return {
+    runId: result.runId,
+    startedAt: result.startedAt,
+    finishedAt: finished ? new Date(result.startedAt.getTime() + result.durationMs) : null,
+    durationMs: finished ? result.durationMs : null,
+    status,
+    fromVersion: result.fromVersion,
+    toVersion: result.schemaVersion,
+    applied: result.applied,
+    error: result.error ? result.error.message : null,
+    errorCode: result.error ? result.error.code : null,
+    host,
+    appVersion: appVersion ?? null,
+    lockWaitMs: result.lockWaitMs,
+  };
 }
 
 function report(result: RunResult, onEvent: EventSink, slowThresholdMs: number): void {

@@ -1,5 +1,6 @@
 import { connect } from "./connection.js";
 import { readApplied } from "./drizzle-table.js";
+import { type HistoryRow, recentRuns } from "./history.js";
 import { readMigrations } from "./journal.js";
 import type { EventSink } from "./log.js";
 import { type PlanProblem, planMigrations } from "./plan.js";
@@ -17,6 +18,8 @@ export interface MigrationState {
   /** The journal's `when`, ISO 8601. */
   createdAt: string;
   state: "applied" | "pending" | "changed";
+  /** When a yomu-migrate run applied it, from the history; null if another tool did, or it is pending. */
+  appliedAt: string | null;
 }
 
 export interface Status {
@@ -30,6 +33,8 @@ export interface Status {
   /** Recorded migrations this build does not ship (a newer build applied them). */
   unknown: Array<{ hash: string; createdAt: string }>;
   problems: string[];
+  /** The newest runs from drizzle.migration_runs, newest first. */
+  runs: HistoryRow[];
 }
 
 /**
@@ -50,6 +55,11 @@ export async function readStatus(options: StatusOptions): Promise<Status> {
   });
   try {
     const plan = planMigrations(migrations, await readApplied(client), { allowOutOfOrder: options.allowOutOfOrder });
+    const runs = await recentRuns(client, 50);
+    const appliedAt = new Map<string, string>();
+    for (const run of [...runs].reverse()) {
+      for (const tag of run.applied) if (run.finishedAt) appliedAt.set(tag, run.finishedAt.toISOString());
+    }
     const changed = new Set(plan.problems.filter((p) => p.kind === "checksum").map((p) => p.migration.tag));
     const pending = new Set(plan.pending.map((m) => m.tag));
     const newest = migrations.reduce<(typeof migrations)[number] | undefined>((a, b) => (a && a.when >= b.when ? a : b), undefined);
@@ -61,10 +71,12 @@ export async function readStatus(options: StatusOptions): Promise<Status> {
         tag: m.tag,
         createdAt: new Date(m.when).toISOString(),
         state: changed.has(m.tag) ? "changed" : pending.has(m.tag) ? "pending" : "applied",
+        appliedAt: pending.has(m.tag) ? null : (appliedAt.get(m.tag) ?? null),
       })),
       pending: [...pending],
       unknown: plan.unknown.map((row) => ({ hash: row.hash, createdAt: new Date(row.createdAt).toISOString() })),
       problems: plan.problems.map(describeProblem),
+      runs: runs.slice(0, 5),
     };
   } finally {
     await client.end().catch(() => {});

@@ -1,0 +1,131 @@
+import pg from "pg";
+import { DRIZZLE_SCHEMA } from "./drizzle-table.js";
+
+/** One row per run, in drizzle's schema beside its migrations table. */
+export const HISTORY_TABLE = "migration_runs";
+
+const table = `${pg.escapeIdentifier(DRIZZLE_SCHEMA)}.${pg.escapeIdentifier(HISTORY_TABLE)}`;
+
+export type RunStatus = "running" | "applied" | "noop" | "failed" | "crashed";
+
+export interface HistoryRow {
+  runId: string;
+  startedAt: Date;
+  finishedAt: Date | null;
+  durationMs: number | null;
+  status: RunStatus;
+  fromVersion: string | null;
+  toVersion: string | null;
+  applied: string[];
+  error: string | null;
+  errorCode: string | null;
+  host: string | null;
+  appVersion: string | null;
+  lockWaitMs: number | null;
+}
+
+/**
+ * Creates the history table. Called only under the migration lock: concurrent
+ * `CREATE TABLE IF NOT EXISTS` can still fail on PostgreSQL's catalog unique index.
+ */
+export async function ensureHistoryTable(client: pg.ClientBase): Promise<void> {
+  if (await historyExists(client)) return;
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(DRIZZLE_SCHEMA)}`);
+  await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+    run_id uuid PRIMARY KEY,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    duration_ms integer,
+    status text NOT NULL CHECK (status IN ('running', 'applied', 'noop', 'failed', 'crashed')),
+    from_version text,
+    to_version text,
+    applied text[] NOT NULL DEFAULT '{}',
+    error text,
+    error_code text,
+    host text,
+    app_version text,
+    lock_wait_ms integer
+  )`);
+  await client.query(`CREATE INDEX IF NOT EXISTS migration_runs_started_at_idx ON ${table} (started_at DESC)`);
+}
+
+export async function historyExists(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
+    `${DRIZZLE_SCHEMA}.${HISTORY_TABLE}`,
+  ]);
+  return Boolean(rows[0]?.present);
+}
+
+/**
+ * Marks runs still `running` as `crashed`. Only a lock holder writes `running` rows, so once we
+ * hold the lock every such row belongs to a runner that died (SIGKILL, OOM, a lost node).
+ */
+export async function markCrashedRuns(client: pg.ClientBase): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE ${table} SET status = 'crashed', error = 'the runner stopped without finishing (killed or lost its connection)', finished_at = now() WHERE status = 'running'`,
+  );
+  return rowCount ?? 0;
+}
+
+/** Writes a run's row; an existing row (the `running` one) is replaced with the final state. */
+export async function saveRun(client: pg.ClientBase, row: HistoryRow): Promise<void> {
+  await client.query(
+    `INSERT INTO ${table} (run_id, started_at, finished_at, duration_ms, status, from_version, to_version, applied, error, error_code, host, app_version, lock_wait_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     ON CONFLICT (run_id) DO UPDATE SET finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
+       status = EXCLUDED.status, from_version = EXCLUDED.from_version, to_version = EXCLUDED.to_version,
+       applied = EXCLUDED.applied, error = EXCLUDED.error, error_code = EXCLUDED.error_code, lock_wait_ms = EXCLUDED.lock_wait_ms`,
+    [
+      row.runId,
+      row.startedAt,
+      row.finishedAt,
+      row.durationMs,
+      row.status,
+      row.fromVersion,
+      row.toVersion,
+      row.applied,
+      row.error,
+      row.errorCode,
+      row.host,
+      row.appVersion,
+      row.lockWaitMs,
+    ],
+  );
+}
+
+export interface RunSummary {
+  /** Runs by status over the whole history: the success and failure counts. */
+  counts: Record<string, number>;
+  lastSuccessAt: Date | null;
+}
+
+export async function summarizeRuns(client: pg.ClientBase): Promise<RunSummary> {
+  if (!(await historyExists(client))) return { counts: {}, lastSuccessAt: null };
+  const { rows } = await client.query<{ status: string; count: string; last_finished: Date | null }>(
+    `SELECT status, count(*) AS count, max(finished_at) AS last_finished FROM ${table} GROUP BY status`,
+  );
+  const successes = rows.filter((r) => (r.status === "applied" || r.status === "noop") && r.last_finished);
+  const lastSuccessAt = successes.reduce<Date | null>((a, r) => (a && a >= (r.last_finished as Date) ? a : r.last_finished), null);
+  return { counts: Object.fromEntries(rows.map((r) => [r.status, Number(r.count)])), lastSuccessAt };
+}
+
+/** The newest runs, newest first. */
+export async function recentRuns(client: pg.ClientBase, limit = 10): Promise<HistoryRow[]> {
+  if (!(await historyExists(client))) return [];
+  const { rows } = await client.query(`SELECT * FROM ${table} ORDER BY started_at DESC LIMIT $1`, [limit]);
+  return rows.map((r) => ({
+    runId: r.run_id,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    durationMs: r.duration_ms,
+    status: r.status,
+    fromVersion: r.from_version,
+    toVersion: r.to_version,
+    applied: r.applied,
+    error: r.error,
+    errorCode: r.error_code,
+    host: r.host,
+    appVersion: r.app_version,
+    lockWaitMs: r.lock_wait_ms,
+  }));
+}
