@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
 import { readStatus, type Status } from "./status.js";
+import { verify } from "./verify.js";
 
 /**
  * The `yomu-migrate` command line: parses `argv` and `env`, runs the command, and returns the
@@ -40,7 +41,7 @@ export async function runCli(argv: readonly string[], env: Record<string, string
       case "status":
         return await status(config, log);
       case "verify":
-        return await verify(config, log);
+        return await verifyCommand(config, log);
     }
   } catch (error) {
     return fail(error, log);
@@ -106,26 +107,32 @@ async function status(config: Config, log: Logger): Promise<number> {
   return ExitCode.ok;
 }
 
-async function verify(config: Config, log: Logger): Promise<number> {
-  const state = await readStatus({
+async function verifyCommand(config: Config, log: Logger): Promise<number> {
+  const result = await verify({
     databaseUrl: config.databaseUrl,
     dir: config.dir,
     connectTimeoutMs: config.connectTimeoutMs,
     onEvent: log,
   });
-  const clean = state.problems.length === 0;
-  if (config.json)
-    process.stdout.write(`${JSON.stringify({ clean, problems: state.problems, schemaVersion: state.schemaVersion }, null, 2)}\n`);
-  for (const problem of state.problems) log({ event: "migration.verify.problem", severity: "ERROR", message: problem });
-  log({
-    event: "migration.verify.finished",
-    severity: clean ? "INFO" : "ERROR",
-    message: clean ? "applied migrations match their files" : `${state.problems.length} problem(s) found`,
-    clean,
-    problems: state.problems.length,
-    schemaVersion: state.schemaVersion,
-  });
-  return clean ? ExitCode.ok : ExitCode.verificationFailed;
+  if (config.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    for (const problem of result.problems) {
+      log({ event: "migration.verify.problem", severity: "ERROR", message: problem.message, kind: problem.kind, object: problem.object });
+    }
+    log({
+      event: "migration.verify.finished",
+      severity: result.clean ? "INFO" : "ERROR",
+      message: result.clean
+        ? `clean: checksums, order${result.snapshot ? " and the live schema" : ""} match the migrations`
+        : `${result.problems.length} problem(s) found`,
+      clean: result.clean,
+      problems: result.problems.length,
+      schemaVersion: result.schemaVersion,
+      snapshot: result.snapshot,
+    });
+  }
+  return result.clean ? ExitCode.ok : ExitCode.verificationFailed;
 }
 
 function statusTable(state: Status, config: Config): string {

@@ -268,7 +268,7 @@ export function helpText(): string {
     "commands:",
     "  up       apply pending migrations under the advisory lock (default)",
     "  status   applied and pending migrations and the schema version",
-    "  verify   check applied files against their recorded checksums, and the order",
+    "  verify   checksums and order of applied files, and the live schema against the newest snapshot",
     "",
     "settings (flag, environment, default):",
     ...rows,

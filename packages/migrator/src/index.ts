@@ -2,6 +2,7 @@ export { applyBatch } from "./applier.js";
 export { runCli } from "./cli.js";
 export { type Config, parseConfig, settings } from "./config.js";
 export { connect, describeDatabase } from "./connection.js";
+export { type Drift, detectDrift } from "./drift.js";
 export { DRIZZLE_SCHEMA, DRIZZLE_TABLE, readApplied } from "./drizzle-table.js";
 export { parseDuration } from "./duration.js";
 export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js";
@@ -12,4 +13,6 @@ export { createLogger, type EventSink, type Logger, type MigratorEvent, redact, 
 export { METRICS_JOB, pushMetrics, renderMetrics } from "./metrics.js";
 export { type AppliedRow, type Plan, planMigrations } from "./plan.js";
 export { defaults, type RunOptions, type RunResult, runMigrations } from "./runner.js";
+export { readLatestSnapshot, type Snapshot } from "./snapshot.js";
 export { readStatus, type Status } from "./status.js";
+export { type VerifyProblem, type VerifyResult, verify } from "./verify.js";

@@ -1,0 +1,65 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { MigratorError } from "./errors.js";
+import type { Migration } from "./journal.js";
+
+/** The parts of a drizzle-kit (v7) PostgreSQL snapshot that describe the schema a build expects. */
+export interface Snapshot {
+  tables: Record<string, SnapshotTable>;
+  enums: Record<string, { name: string; schema: string; values: string[] }>;
+}
+
+export interface SnapshotTable {
+  name: string;
+  schema: string;
+  columns: Record<string, { name: string; type: string; typeSchema?: string; primaryKey: boolean; notNull: boolean; default?: string }>;
+  indexes: Record<
+    string,
+    {
+      name: string;
+      columns: Array<{ expression: string; isExpression: boolean; asc: boolean; nulls?: string }>;
+      isUnique: boolean;
+      method?: string;
+      where?: string;
+    }
+  >;
+  foreignKeys: Record<
+    string,
+    {
+      name: string;
+      tableFrom: string;
+      tableTo: string;
+      schemaTo?: string;
+      columnsFrom: string[];
+      columnsTo: string[];
+      onDelete?: string;
+      onUpdate?: string;
+    }
+  >;
+  compositePrimaryKeys: Record<string, { name: string; columns: string[] }>;
+  uniqueConstraints: Record<string, { name: string; columns: string[]; nullsNotDistinct?: boolean }>;
+  checkConstraints?: Record<string, { name: string; value: string }>;
+}
+
+/**
+ * The snapshot drizzle-kit wrote with the newest migration: `meta/<prefix>_snapshot.json`, where
+ * the prefix is the tag's part before its first underscore (a timestamp or an index).
+ */
+export function readLatestSnapshot(dir: string, migrations: readonly Migration[]): { snapshot: Snapshot; file: string } | undefined {
+  const newest = migrations.reduce<Migration | undefined>((a, b) => (a && a.when >= b.when ? a : b), undefined);
+  if (!newest) return undefined;
+  const prefix = newest.tag.split("_")[0] ?? newest.tag;
+  const file = join(dir, "meta", `${prefix}_snapshot.json`);
+  if (!existsSync(file)) {
+    throw new MigratorError("JOURNAL_INVALID", `no snapshot ${file} for the newest migration ${newest.tag}`, {
+      hint: "drizzle-kit writes one beside every migration it generates; restore it from git",
+    });
+  }
+  try {
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<Snapshot> & { dialect?: string };
+    if (parsed.dialect && parsed.dialect !== "postgresql") throw new Error(`dialect is ${parsed.dialect}`);
+    return { snapshot: { tables: parsed.tables ?? {}, enums: parsed.enums ?? {} }, file };
+  } catch (cause) {
+    throw new MigratorError("JOURNAL_INVALID", `${file} is not a drizzle-kit PostgreSQL snapshot: ${(cause as Error).message}`, { cause });
+  }
+}
