@@ -7,7 +7,8 @@ import type { EventSink } from "./log.js";
  * The advisory lock every yomu-migrate process takes before it reads or changes the schema, in
  * PostgreSQL's two-int4 form so `pg_locks` shows it as classid/objid: 0x796f6d75 is "yomu" in
  * ASCII, 1 is "schema migrations". Anything else that migrates this database (a hand-run
- * script, a second tool) must take the same lock: `SELECT pg_advisory_lock(2037411189, 1)`.
+ * script, a second tool) must take the same lock: `SELECT pg_advisory_lock(2037345653, 1)`
+ * (0x796f6d75 in decimal).
  */
 export const MIGRATION_LOCK_KEY = { classId: 0x796f6d75, objId: 1 } as const;
 
