@@ -1,0 +1,372 @@
+// scripts/deploy.sh against a kubectl stand-in (test/deploy/kubectl-stand-in) that plays a
+// cluster's answers, with the on-call webhook pointed at an HTTP server on 127.0.0.1.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const script = join(root, "scripts/deploy.sh");
+const standIn = join(root, "test/deploy/kubectl-stand-in/bin");
+const fixture = join(root, "test/deploy/fixtures/migration-job.yaml");
+
+const IMAGE = `ghcr.io/takashiaihara/yomu-api@sha256:${"ab".repeat(32)}`;
+const PREVIOUS = `ghcr.io/takashiaihara/yomu-api@sha256:${"1".repeat(64)}`;
+const VERSION = "3f2c9e1";
+const NAMESPACE = "yomu-production";
+// Stands for the secret part of a real webhook URL: it must never show up in any output.
+const SECRET = "T0KEN-do-not-print-9f8e7d";
+const JOB_NAME = /^yomu-migration-\d{14}-4242-3$/;
+
+interface Page {
+  path: string;
+  contentType: string | undefined;
+  body: Record<string, unknown>;
+}
+interface Call {
+  args: string[];
+  stdin: string | null;
+}
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  calls: Call[];
+  pages: Page[];
+  summary: string;
+  deploymentImages: Record<string, string>;
+}
+
+const pages: Page[] = [];
+let webhookUrl = "";
+const server = createServer((request, response) => {
+  let body = "";
+  request.on("data", (chunk) => {
+    body += chunk;
+  });
+  request.on("end", () => {
+    pages.push({ path: request.url ?? "", contentType: request.headers["content-type"], body: JSON.parse(body) });
+    response.writeHead(200).end("ok");
+  });
+});
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  webhookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/${SECRET}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+// Async on purpose: the webhook server answers on this process's event loop while the script runs.
+async function deploy(scenario: string, env: Record<string, string | undefined> = {}): Promise<Run> {
+  const dir = mkdtempSync(join(tmpdir(), "yomu-deploy-"));
+  const log = join(dir, "kubectl.log");
+  const state = join(dir, "cluster.json");
+  const summary = join(dir, "summary.md");
+  pages.length = 0;
+  try {
+    const child = spawn("bash", [script], {
+      env: {
+        PATH: `${standIn}:${process.env.PATH}`,
+        HOME: dir,
+        KUBECTL_SCENARIO: scenario,
+        KUBECTL_LOG: log,
+        KUBECTL_STATE: state,
+        KUBECTL_CURRENT_IMAGE: PREVIOUS,
+        DEPLOY_ENVIRONMENT: "production",
+        DEPLOY_NAMESPACE: NAMESPACE,
+        DEPLOY_IMAGE: IMAGE,
+        DEPLOY_VERSION: VERSION,
+        ONCALL_WEBHOOK_URL: webhookUrl,
+        MIGRATION_JOB_MANIFEST: fixture,
+        MIGRATION_TIMEOUT: "2",
+        POLL_INTERVAL: "0.1",
+        GITHUB_RUN_ID: "4242",
+        GITHUB_RUN_ATTEMPT: "3",
+        GITHUB_STEP_SUMMARY: summary,
+        ...env,
+      },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const calls = existsSync(log)
+      ? readFileSync(log, "utf8")
+          .trim()
+          .split("\n")
+          .map((line) => JSON.parse(line) as Call)
+      : [];
+    const cluster = existsSync(state) ? JSON.parse(readFileSync(state, "utf8")) : { revisions: [{}] };
+    return {
+      code,
+      stdout,
+      stderr,
+      calls,
+      pages: [...pages],
+      summary: existsSync(summary) ? readFileSync(summary, "utf8") : "",
+      deploymentImages: cluster.revisions.at(-1),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The command after the global flags, e.g. ["set", "image", "deployment/yomu-api", ...]. */
+function command(call: Call): string[] {
+  return call.args.filter((arg, i, all) => arg !== "--namespace" && all[i - 1] !== "--namespace" && !arg.startsWith("--request-timeout"));
+}
+const verbs = (run: Run) => run.calls.map((call) => command(call).slice(0, 2).join(" "));
+/** Every call that could change the Deployment: anything naming it except reading it. */
+const deploymentChanges = (run: Run) =>
+  run.calls.map(command).filter((args) => args.some((arg) => arg.includes("deployment")) && args[0] !== "get");
+const createdJob = (run: Run) => {
+  const create = run.calls.find((call) => command(call)[0] === "create");
+  const documents = parseAllDocuments(create?.stdin ?? "").map((document) => document.toJSON());
+  return documents.find((document) => document?.kind === "Job");
+};
+
+describe("a migration Job that completes", () => {
+  let run: Run;
+  beforeAll(async () => {
+    run = await deploy("complete");
+  });
+
+  it("exits 0, pages no one and writes a summary", () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.pages).toEqual([]);
+    expect(run.summary).toContain("## Deploy to production: deployed");
+  });
+
+  it("creates the Job under a unique name with the image by digest and the version label", () => {
+    const job = createdJob(run);
+    expect(job.metadata.name).toMatch(JOB_NAME);
+    expect(job.spec.template.metadata.labels["app.kubernetes.io/version"]).toBe(VERSION);
+    expect(job.metadata.labels["app.kubernetes.io/version"]).toBe(VERSION);
+    const migrate = job.spec.template.spec.containers.find((container: { name: string }) => container.name === "migrate");
+    expect(migrate.image).toBe(IMAGE);
+    // Everything else in the manifest is the manifest's own business.
+    expect(job.spec.backoffLimit).toBe(0);
+    expect(migrate.command).toEqual(["node", "apps/api/dist/shared/db/migrate.js"]);
+  });
+
+  it("talks to the environment's namespace only", () => {
+    expect(run.calls.length).toBeGreaterThan(0);
+    for (const call of run.calls) expect(call.args.slice(0, 2)).toEqual(["--namespace", NAMESPACE]);
+  });
+
+  it("migrates first, and rolls both containers to the digest only after the Job completed", () => {
+    expect(verbs(run)).toEqual([
+      "get deployment/yomu-api",
+      "create --filename",
+      "get job",
+      "get job",
+      "get job",
+      "logs --selector",
+      "set image",
+      "rollout status",
+    ]);
+    expect(deploymentChanges(run)[0]).toEqual(["set", "image", "deployment/yomu-api", `api=${IMAGE}`, `wait-for-schema=${IMAGE}`]);
+    expect(deploymentChanges(run)[1]).toEqual(["rollout", "status", "deployment/yomu-api", "--timeout", "300s"]);
+    expect(run.deploymentImages).toEqual({ api: IMAGE, "wait-for-schema": IMAGE });
+  });
+
+  it("waits on the Job it created", () => {
+    const name = createdJob(run).metadata.name;
+    const polls = run.calls.map(command).filter((args) => args[0] === "get" && args[1] === "job");
+    for (const poll of polls) expect(poll[2]).toBe(name);
+  });
+});
+
+describe("a migration Job that fails", () => {
+  let run: Run;
+  beforeAll(async () => {
+    run = await deploy("job-fails");
+  });
+
+  it("exits 10 and never changes the Deployment", () => {
+    expect(run.code, run.stderr).toBe(10);
+    expect(deploymentChanges(run)).toEqual([]);
+    expect(run.deploymentImages).toEqual({ api: PREVIOUS, "wait-for-schema": PREVIOUS });
+  });
+
+  it("prints the Job's logs and the migrate container's exit code", () => {
+    expect(run.stdout).toContain('"event":"migration.failed"');
+    expect(run.stdout).toMatch(
+      /::error title=deploy production::migration Job yomu-migration-\S+ failed \(migrate exited 1: a migration failed/,
+    );
+  });
+
+  it("pages on-call once with what failed and what keeps running", () => {
+    expect(run.pages).toHaveLength(1);
+    const [page] = run.pages;
+    expect(page?.path).toBe(`/hooks/${SECRET}`);
+    expect(page?.contentType).toBe("application/json");
+    expect(page?.body).toMatchObject({
+      status: "migration_failed",
+      environment: "production",
+      namespace: NAMESPACE,
+      image: IMAGE,
+      version: VERSION,
+      previousImage: PREVIOUS,
+      migrationExitCode: 1,
+    });
+    expect(page?.body.job).toMatch(JOB_NAME);
+    expect(page?.body.text).toContain("yomu deploy to production failed: migration Job");
+  });
+
+  it("writes the failure and the log tail into the job summary", () => {
+    expect(run.summary).toContain("## Deploy to production: failed");
+    expect(run.summary).toContain("| migrate exit code | 1 (a migration failed and was rolled back) |");
+    expect(run.summary).toContain('"sqlstate":"42601"');
+  });
+});
+
+describe("a migration Job that never finishes", () => {
+  let run: Run;
+  beforeAll(async () => {
+    run = await deploy("job-hangs");
+  });
+
+  it("gives up at MIGRATION_TIMEOUT with exit 11, leaves the Job alone and the Deployment untouched", () => {
+    expect(run.code, run.stderr).toBe(11);
+    expect(deploymentChanges(run)).toEqual([]);
+    expect(verbs(run)).not.toContain("delete job");
+    expect(verbs(run).filter((verb) => verb === "get job").length).toBeGreaterThan(3);
+    expect(run.stdout).toContain("did not finish within 2s");
+  });
+
+  it("pages on-call with the timeout", () => {
+    expect(run.pages.map((page) => page.body.status)).toEqual(["migration_timeout"]);
+    expect(run.pages[0]?.body.migrationExitCode).toBeNull();
+  });
+});
+
+describe("a rollout that fails", () => {
+  it("is undone, waited for again, paged, and exits 12", async () => {
+    const run = await deploy("rollout-fails");
+    expect(run.code, run.stderr).toBe(12);
+    expect(deploymentChanges(run).map((args) => args.slice(0, 2).join(" "))).toEqual([
+      "set image",
+      "rollout status",
+      "rollout undo",
+      "rollout status",
+    ]);
+    expect(run.deploymentImages).toEqual({ api: PREVIOUS, "wait-for-schema": PREVIOUS });
+    expect(run.pages.map((page) => page.body.status)).toEqual(["rollout_failed"]);
+    expect(run.pages[0]?.body.text).toContain(`failed and was undone; it is back on ${PREVIOUS}`);
+    expect(run.summary).toContain("## Deploy to production: failed");
+  });
+
+  it("exits 13 and pages when the undo fails too", async () => {
+    const run = await deploy("undo-fails");
+    expect(run.code, run.stderr).toBe(13);
+    expect(verbs(run)).toContain("rollout undo");
+    expect(run.pages.map((page) => page.body.status)).toEqual(["rollout_undo_failed"]);
+  });
+
+  // Regression: undo steps back one revision, so after re-deploying the running image it would
+  // have thrown away a good version for an older one.
+  it("is not undone when the Deployment already ran this image", async () => {
+    const run = await deploy("rollout-fails", { KUBECTL_CURRENT_IMAGE: IMAGE });
+    expect(run.code, run.stderr).toBe(12);
+    expect(verbs(run)).not.toContain("rollout undo");
+    expect(run.deploymentImages).toEqual({ api: IMAGE, "wait-for-schema": IMAGE });
+    expect(run.pages.map((page) => page.body.status)).toEqual(["rollout_failed"]);
+  });
+});
+
+describe("kubectl itself failing", () => {
+  it("exits 14 and pages when the Job cannot be created, before touching the Deployment", async () => {
+    const run = await deploy("create-errors");
+    expect(run.code, run.stderr).toBe(14);
+    expect(run.stderr).toContain("Unauthorized");
+    expect(deploymentChanges(run)).toEqual([]);
+    expect(verbs(run)).not.toContain("get job");
+    expect(run.pages.map((page) => page.body.status)).toEqual(["kubectl_error"]);
+  });
+
+  it("exits 14 and pages when the cluster cannot be reached, before creating anything", async () => {
+    const run = await deploy("unreachable");
+    expect(run.code, run.stderr).toBe(14);
+    expect(verbs(run)).toEqual(["get deployment/yomu-api"]);
+    expect(run.pages.map((page) => page.body.status)).toEqual(["kubectl_error"]);
+    expect(run.pages[0]?.body.job).toBe("");
+  });
+});
+
+describe("settings", () => {
+  it("lists every problem at once, exits 2 and calls kubectl not once", async () => {
+    const run = await deploy("complete", {
+      DEPLOY_ENVIRONMENT: undefined,
+      DEPLOY_NAMESPACE: "Yomu_Production",
+      DEPLOY_IMAGE: "ghcr.io/takashiaihara/yomu-api:latest",
+      DEPLOY_VERSION: "-nope-",
+      ONCALL_WEBHOOK_URL: undefined,
+      MIGRATION_JOB_MANIFEST: "/nonexistent/migration-job.yaml",
+      MIGRATION_TIMEOUT: "5m",
+      POLL_INTERVAL: "0",
+    });
+    expect(run.code).toBe(2);
+    for (const name of [
+      "DEPLOY_ENVIRONMENT",
+      "DEPLOY_NAMESPACE",
+      "DEPLOY_IMAGE must name the image by digest",
+      "DEPLOY_VERSION",
+      "ONCALL_WEBHOOK_URL",
+      "MIGRATION_JOB_MANIFEST: no file at /nonexistent/migration-job.yaml",
+      "MIGRATION_TIMEOUT",
+      "POLL_INTERVAL",
+    ]) {
+      expect(run.stdout).toContain(name);
+    }
+    expect(run.calls).toEqual([]);
+    expect(run.pages).toEqual([]);
+  });
+
+  it("pages a configuration error when the webhook is known", async () => {
+    const run = await deploy("complete", { DEPLOY_IMAGE: "ghcr.io/takashiaihara/yomu-api:main" });
+    expect(run.code).toBe(2);
+    expect(run.calls).toEqual([]);
+    expect(run.pages.map((page) => page.body.status)).toEqual(["config_error"]);
+  });
+
+  it("exits 2 naming the manifest when it has no migrate container, having created nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "yomu-manifest-"));
+    const manifest = join(dir, "migration-job.yaml");
+    try {
+      writeFileSync(manifest, readFileSync(fixture, "utf8").replace("- name: migrate", "- name: migrator"));
+      const run = await deploy("complete", { MIGRATION_JOB_MANIFEST: manifest });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`${manifest}: the Job has no container named migrate`);
+      expect(verbs(run)).toEqual(["get deployment/yomu-api"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the on-call webhook", () => {
+  it("never appears in any output, and a webhook that is down does not change the exit code", async () => {
+    const down = `http://127.0.0.1:9/hooks/${SECRET}`;
+    const run = await deploy("job-fails", { ONCALL_WEBHOOK_URL: down });
+    expect(run.code).toBe(10);
+    expect(run.stdout).toContain("could not page on-call through ONCALL_WEBHOOK_URL");
+    for (const output of [run.stdout, run.stderr, run.summary, JSON.stringify(run.calls)]) expect(output).not.toContain(SECRET);
+  });
+
+  it("stays out of the output of a failure that did page", async () => {
+    const run = await deploy("rollout-fails");
+    expect(run.pages).toHaveLength(1);
+    for (const output of [run.stdout, run.stderr, run.summary, JSON.stringify(run.calls)]) expect(output).not.toContain(SECRET);
+  });
+});
