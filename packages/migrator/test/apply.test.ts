@@ -1,0 +1,176 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { drizzleRows, eventsNamed, only, runCli, startCli, tableExists, withClient } from "./support/cli.js";
+import { MigrationsFolder, positionOf } from "./support/migrations.js";
+
+let db: TestDatabase;
+let folder: MigrationsFolder;
+beforeEach(async () => {
+  db = await createTestDatabase("apply");
+  folder = new MigrationsFolder([
+    { name: "accounts", statements: ["CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL);"] },
+  ]);
+});
+afterEach(async () => {
+  await db.drop();
+  folder.remove();
+});
+
+const env = () => ({ DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir });
+
+async function up(...args: string[]) {
+  return runCli(["up", ...args], env());
+}
+
+async function recorded(): Promise<number[]> {
+  return (await drizzleRows(db.url)).map((r) => Number(r.created_at));
+}
+
+describe("a failing migration", () => {
+  it("in the last of several pending migrations leaves the database exactly as it was, naming file, statement, line and column", async () => {
+    expect((await up()).code).toBe(0);
+    folder.add({ name: "profiles", statements: ["CREATE TABLE profiles (id integer);", "INSERT INTO profiles VALUES (1);"] });
+    folder.add({ name: "accounts_email_index", statements: ["CREATE UNIQUE INDEX accounts_email_idx ON accounts (email);"] });
+    const bad = folder.add({
+      name: "broken",
+      statements: ["CREATE TABLE settings (id integer);", "ALTER TABLE settings\n  ADD COLUMN theme no_such_type;"],
+    });
+
+    const run = await up();
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe("");
+    const failed = only(run, "migration.failed");
+    const where = positionOf(bad.text, "no_such_type");
+    expect(failed).toMatchObject({
+      severity: "ERROR",
+      code: "MIGRATION_FAILED",
+      tag: bad.tag,
+      statement: 2,
+      sqlstate: "42704",
+      line: where.line,
+      column: where.column,
+    });
+    expect(String(failed.file).endsWith(`${bad.tag}.sql`)).toBe(true);
+    expect(failed.message).toContain(`${bad.tag}.sql:${where.line}:${where.column}`);
+    expect(failed.error).toContain("no_such_type");
+    expect(only(run, "migration.run.finished")).toMatchObject({ status: "failed", applied: [], schemaVersion: folder.tags[0] });
+    expect(eventsNamed(run, "migration.applied")).toEqual([]);
+
+    for (const table of ["profiles", "settings"]) expect(await tableExists(db.url, table)).toBe(false);
+    expect(await tableExists(db.url, "accounts_email_idx")).toBe(false);
+    expect(await recorded()).toEqual([folder.migrations[0]?.when]);
+  });
+
+  it("reports the line and column of a syntax error in a statement that starts lines into the file", async () => {
+    const bad = folder.add({
+      name: "typo",
+      statements: [
+        "CREATE TABLE tags (id integer);",
+        "-- a comment line\nCREATE TABLE labels (id integer);",
+        "ALTER TABLE tags ADD COLUMN name text;\nSELEC 1;",
+      ],
+    });
+    const run = await up();
+    expect(run.code).toBe(1);
+    const where = positionOf(bad.text, "SELEC 1");
+    expect(only(run, "migration.failed")).toMatchObject({
+      tag: bad.tag,
+      statement: 3,
+      sqlstate: "42601",
+      line: where.line,
+      column: where.column,
+    });
+    expect(await tableExists(db.url, "accounts")).toBe(false);
+    expect(await recorded()).toEqual([]);
+  });
+});
+
+describe("lock_timeout", () => {
+  async function withBlocker<T>(fn: (release: () => Promise<void>) => Promise<T>): Promise<T> {
+    // An open transaction that has read the table holds ACCESS SHARE, which ALTER TABLE's
+    // ACCESS EXCLUSIVE has to wait for: a long-running request during a deploy.
+    return withClient(db.url, async (blocker) => {
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT count(*) FROM accounts");
+      let open = true;
+      const release = async () => {
+        if (open) await blocker.query("COMMIT");
+        open = false;
+      };
+      try {
+        return await fn(release);
+      } finally {
+        await release();
+      }
+    });
+  }
+
+  it("rolls back and retries a statement that waits too long for its table, and succeeds once the blocker is gone", async () => {
+    expect((await up()).code).toBe(0);
+    folder.add({ name: "add_note", statements: ["CREATE TABLE notes (id integer);", "ALTER TABLE accounts ADD COLUMN note text;"] });
+    const run = await withBlocker(async (release) => {
+      const runner = startCli(["up", "--lock-timeout", "200ms", "--lock-retries", "5"], env());
+      const retry = await runner.waitFor("migration.lock_timeout.retry");
+      expect(retry).toMatchObject({ severity: "WARNING", tag: folder.tags[1], statement: 2, attempt: 1, retries: 5 });
+      // While the runner backs off, it holds no table lock and no open transaction.
+      expect(await tableExists(db.url, "notes")).toBe(false);
+      await release();
+      return runner.done;
+    });
+    expect(run.code, run.stdout).toBe(0);
+    expect(eventsNamed(run, "migration.lock_timeout.retry").length).toBeGreaterThanOrEqual(1);
+    expect(only(run, "migration.run.finished")).toMatchObject({ status: "applied", applied: [folder.tags[1]] });
+    const columns = await db.query(
+      "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'note'",
+    );
+    expect(columns.rowCount).toBe(1);
+  });
+
+  it("gives up after the retries with exit 1 and SQLSTATE 55P03, leaving nothing applied", async () => {
+    expect((await up()).code).toBe(0);
+    folder.add({ name: "add_note", statements: ["CREATE TABLE notes (id integer);", "ALTER TABLE accounts ADD COLUMN note text;"] });
+    const run = await withBlocker(() => up("--lock-timeout", "200ms", "--lock-retries", "2"));
+    expect(run.code).toBe(1);
+    expect(eventsNamed(run, "migration.lock_timeout.retry").map((e) => e.attempt)).toEqual([1, 2]);
+    expect(only(run, "migration.failed")).toMatchObject({ tag: folder.tags[1], statement: 2, sqlstate: "55P03" });
+    expect(await tableExists(db.url, "notes")).toBe(false);
+    expect(await recorded()).toEqual([folder.migrations[0]?.when]);
+  });
+});
+
+describe("a -- yomu:no-transaction migration", () => {
+  it("runs CREATE INDEX CONCURRENTLY alone, with the plan split around it", async () => {
+    folder.add({ name: "seed", statements: ["INSERT INTO accounts (email) VALUES ('a@example.com'), ('b@example.com');"] });
+    folder.add({
+      name: "email_index",
+      header: "-- yomu:no-transaction",
+      statements: ["CREATE INDEX CONCURRENTLY accounts_email_idx ON accounts (email);"],
+    });
+    folder.add({ name: "add_name", statements: ["ALTER TABLE accounts ADD COLUMN name text;"] });
+    const [accounts, seed, index, addName] = folder.tags;
+
+    const run = await up();
+    expect(run.code, run.stdout).toBe(0);
+    expect(only(run, "migration.plan").batches).toEqual([
+      { transactional: true, tags: [accounts, seed] },
+      { transactional: false, tags: [index] },
+      { transactional: true, tags: [addName] },
+    ]);
+    expect(only(run, "migration.run.finished").applied).toEqual(folder.tags);
+    const valid = await db.query<{ indisvalid: boolean }>(
+      "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('accounts_email_idx')",
+    );
+    expect(valid.rows).toEqual([{ indisvalid: true }]);
+    expect(await recorded()).toEqual(folder.migrations.map((m) => m.when));
+  });
+
+  it("is needed: without the marker CREATE INDEX CONCURRENTLY fails with 25001 and a hint naming it", async () => {
+    folder.add({ name: "email_index", statements: ["CREATE INDEX CONCURRENTLY accounts_email_idx ON accounts (email);"] });
+    const run = await up();
+    expect(run.code).toBe(1);
+    const failed = only(run, "migration.failed");
+    expect(failed).toMatchObject({ tag: folder.tags[1], sqlstate: "25001" });
+    expect(failed.hint).toContain("-- yomu:no-transaction");
+    expect(await recorded()).toEqual([]);
+  });
+});
