@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { baselineFile } from "./baseline.js";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, MigratorError } from "./errors.js";
@@ -42,6 +43,8 @@ export async function runCli(argv: readonly string[], env: Record<string, string
         return await status(config, log);
       case "verify":
         return await verifyCommand(config, log);
+      case "baseline":
+        return baseline(config, log);
     }
   } catch (error) {
     return fail(error, log);
@@ -152,6 +155,34 @@ function statusTable(state: Status, config: Config): string {
     }
   }
   return lines.join("\n");
+}
+
+function baseline(config: Config, log: Logger): number {
+  const result = baselineFile(config.file as string, { check: config.check });
+  for (const skip of result.untouched) {
+    log({
+      event: "migration.baseline.untouched",
+      severity: "WARNING",
+      message: `${result.file} statement ${skip.statement} left as it is: ${skip.reason}`,
+      file: result.file,
+      ...skip,
+    });
+  }
+  const pending = config.check && result.changed;
+  log({
+    event: "migration.baseline.finished",
+    severity: pending ? "ERROR" : "INFO",
+    message: pending
+      ? `${result.file} is not in baseline form; run yomu-migrate baseline ${result.file}`
+      : result.written
+        ? `${result.file} rewritten: ${result.changes.length} change(s)`
+        : `${result.file} is already in baseline form`,
+    file: result.file,
+    changed: result.changed,
+    written: result.written,
+    changes: result.changes,
+  });
+  return pending ? ExitCode.verificationFailed : ExitCode.ok;
 }
 
 function fail(error: unknown, log: Logger): number {

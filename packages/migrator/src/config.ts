@@ -1,7 +1,7 @@
 import { parseDuration } from "./duration.js";
 import type { LogFormat } from "./log.js";
 
-export const commands = ["up", "status", "verify"] as const;
+export const commands = ["up", "status", "verify", "baseline"] as const;
 export type Command = (typeof commands)[number];
 
 export interface Config {
@@ -23,6 +23,9 @@ export interface Config {
   json: boolean;
   requireCurrent: boolean;
   help: boolean;
+  /** `baseline <file.sql>`: the migration file to rewrite. */
+  file: string | undefined;
+  check: boolean;
 }
 
 type Kind = "string" | "url" | "http-url" | "duration" | "count" | "log-format";
@@ -130,6 +133,7 @@ const switches: Record<string, { key: keyof Config; commands: readonly Command[]
   "allow-out-of-order": { key: "allowOutOfOrder", commands: ["up"], about: "apply a pending migration older than the newest applied one" },
   json: { key: "json", commands: ["status", "verify"], about: "print the result as JSON" },
   "require-current": { key: "requireCurrent", commands: ["status"], about: "exit 5 while any migration is pending" },
+  check: { key: "check", commands: ["baseline"], about: "write nothing; exit 4 when the file is not in baseline form yet" },
   help: { key: "help", commands, about: "show this help" },
 };
 
@@ -148,11 +152,13 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   const flags = new Map(settings.map((s) => [s.flag, s]));
   const seenSwitches = new Set<string>();
   let command: Command | undefined;
+  let file: string | undefined;
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith("--")) {
       if (command === undefined && (commands as readonly string[]).includes(arg)) command = arg as Command;
+      else if (command === "baseline" && file === undefined) file = arg;
       else if (command === undefined) problems.push(`unknown command "${arg}" (commands: ${commands.join(", ")})`);
       else problems.push(`unexpected argument "${arg}"`);
       continue;
@@ -207,7 +213,11 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     config[spec.key] = on;
     if (on && !spec.commands.includes(chosen)) problems.push(`--${name} does not apply to "${chosen}"`);
   }
-  if (config.databaseUrl === undefined && !config.help) {
+  config.file = file;
+  // baseline rewrites a file and never connects.
+  if (chosen === "baseline" && file === undefined && !config.help)
+    problems.push("baseline needs a migration file: yomu-migrate baseline <file.sql>");
+  if (config.databaseUrl === undefined && !config.help && chosen !== "baseline") {
     problems.push("no database: set DATABASE_URL or pass --database-url");
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: config as unknown as Config };
@@ -269,6 +279,7 @@ export function helpText(): string {
     "  up       apply pending migrations under the advisory lock (default)",
     "  status   applied and pending migrations and the schema version",
     "  verify   checksums and order of applied files, and the live schema against the newest snapshot",
+    "  baseline <file.sql> [--check]  rewrite a generated migration to adopt an existing database (no connection)",
     "",
     "settings (flag, environment, default):",
     ...rows,
