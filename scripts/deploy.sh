@@ -195,13 +195,14 @@ migrate() {
   done
 
   log "::group::migration log ($job)"
-  job_logs=$(k logs --selector "job-name=$job" --container "$JOB_CONTAINER" --tail 500 2>&1) || true
+  job_logs=$(k logs --selector "job-name=$job" --container "$JOB_CONTAINER" --prefix --tail 500 2>&1) || true
   printf '%s\n' "$job_logs"
   log "::endgroup::"
 
   [[ $outcome == complete ]] && return 0
 
-  migrate_exit=$(k get pods --selector "job-name=$job" \
+  # The Job may have retried (backoffLimit); the newest pod's exit code is the one that ended it.
+  migrate_exit=$(k get pods --selector "job-name=$job" --sort-by .metadata.creationTimestamp \
     --output 'jsonpath={range .items[*]}{.status.containerStatuses[?(@.name=="migrate")].state.terminated.exitCode}{"\n"}{end}' \
     2>/dev/null | grep -E '^[0-9]+$' | tail -n 1) || migrate_exit=""
   log "::group::describe Job $job"

@@ -69,4 +69,4 @@ job.setIn(["metadata", "labels", VERSION_LABEL], version);
 job.setIn(["spec", "template", "metadata", "labels", VERSION_LABEL], version);
 job.setIn(["spec", "template", "spec", "containers", containerIndex, "image"], image);
 
-process.stdout.write(documents.map((document) => document.toString()).join("---\n"));
+process.stdout.write(documents.map((document) => document.toString({ flowCollectionPadding: false })).join("---\n"));

@@ -13,7 +13,7 @@ import { parseAllDocuments } from "yaml";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const script = join(root, "scripts/deploy.sh");
 const standIn = join(root, "test/deploy/kubectl-stand-in/bin");
-const fixture = join(root, "test/deploy/fixtures/migration-job.yaml");
+const manifest = join(root, "k8s/yomu/migration-job.yaml");
 
 const IMAGE = `ghcr.io/takashiaihara/yomu-api@sha256:${"ab".repeat(32)}`;
 const PREVIOUS = `ghcr.io/takashiaihara/yomu-api@sha256:${"1".repeat(64)}`;
@@ -82,7 +82,6 @@ async function deploy(scenario: string, env: Record<string, string | undefined> 
         DEPLOY_IMAGE: IMAGE,
         DEPLOY_VERSION: VERSION,
         ONCALL_WEBHOOK_URL: webhookUrl,
-        MIGRATION_JOB_MANIFEST: fixture,
         MIGRATION_TIMEOUT: "2",
         POLL_INTERVAL: "0.1",
         GITHUB_RUN_ID: "4242",
@@ -147,16 +146,23 @@ describe("a migration Job that completes", () => {
     expect(run.summary).toContain("## Deploy to production: deployed");
   });
 
-  it("creates the Job under a unique name with the image by digest and the version label", () => {
+  it("creates the Job from k8s/yomu/migration-job.yaml under a unique name, with the digest and the version label", () => {
     const job = createdJob(run);
     expect(job.metadata.name).toMatch(JOB_NAME);
     expect(job.spec.template.metadata.labels["app.kubernetes.io/version"]).toBe(VERSION);
     expect(job.metadata.labels["app.kubernetes.io/version"]).toBe(VERSION);
     const migrate = job.spec.template.spec.containers.find((container: { name: string }) => container.name === "migrate");
     expect(migrate.image).toBe(IMAGE);
-    // Everything else in the manifest is the manifest's own business.
-    expect(job.spec.backoffLimit).toBe(0);
-    expect(migrate.command).toEqual(["node", "apps/api/dist/shared/db/migrate.js"]);
+
+    // Everything else is the manifest's own business and reaches the cluster as written.
+    const original = parseAllDocuments(readFileSync(manifest, "utf8"))
+      .map((document) => document.toJSON())
+      .find((document) => document?.kind === "Job");
+    original.metadata.name = job.metadata.name;
+    original.metadata.labels["app.kubernetes.io/version"] = VERSION;
+    original.spec.template.metadata.labels["app.kubernetes.io/version"] = VERSION;
+    for (const container of original.spec.template.spec.containers) if (container.name === "migrate") container.image = IMAGE;
+    expect(job).toEqual(original);
   });
 
   it("talks to the environment's namespace only", () => {
@@ -342,12 +348,12 @@ describe("settings", () => {
 
   it("exits 2 naming the manifest when it has no migrate container, having created nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "yomu-manifest-"));
-    const manifest = join(dir, "migration-job.yaml");
+    const broken = join(dir, "migration-job.yaml");
     try {
-      writeFileSync(manifest, readFileSync(fixture, "utf8").replace("- name: migrate", "- name: migrator"));
-      const run = await deploy("complete", { MIGRATION_JOB_MANIFEST: manifest });
+      writeFileSync(broken, readFileSync(manifest, "utf8").replace("- name: migrate", "- name: migrator"));
+      const run = await deploy("complete", { MIGRATION_JOB_MANIFEST: broken });
       expect(run.code).toBe(2);
-      expect(run.stderr).toContain(`${manifest}: the Job has no container named migrate`);
+      expect(run.stderr).toContain(`${broken}: the Job has no container named migrate`);
       expect(verbs(run)).toEqual(["get deployment/yomu-api"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -97,10 +97,12 @@ if (match?.[2] === CONDITIONS) {
   answer(0, "SuccessCriteriaMet=True\nComplete=True\n");
 }
 
-match = command.match(/^logs --selector job-name=(\S+) --container migrate --tail 500$/);
+match = command.match(/^logs --selector job-name=(\S+) --container migrate --prefix --tail 500$/);
 if (match) {
   job(match[1]);
-  const line = (event, fields) => `${JSON.stringify({ severity: event.endsWith("failed") ? "ERROR" : "INFO", event, ...fields })}\n`;
+  // --prefix: real kubectl names the pod and container in front of every line.
+  const line = (event, fields) =>
+    `[pod/${match[1]}-x7k2p/migrate] ${JSON.stringify({ severity: event.endsWith("failed") ? "ERROR" : "INFO", event, ...fields })}\n`;
   if (scenario === "job-fails") {
     answer(0, line("migration.failed", { tag: "0002_bad", statement: 1, sqlstate: "42601", error: "syntax error at or near SELEC" }));
   }
@@ -108,7 +110,7 @@ if (match) {
   answer(0, line("migration.run.finished", { status: "applied", applied: ["0001_init"] }));
 }
 
-match = command.match(/^get pods --selector job-name=(\S+) --output (.+)$/);
+match = command.match(/^get pods --selector job-name=(\S+) --sort-by \.metadata\.creationTimestamp --output (.+)$/);
 if (match?.[2] === EXIT_CODES) {
   job(match[1]);
   answer(0, scenario === "job-fails" ? "1\n" : "\n");
