@@ -1,7 +1,6 @@
 // The deploy runs in bash on a CI runner with no second chance, so its shell code gets
 // ShellCheck's full attention (CI installs shellcheck; .ci/run does too).
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 
