@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -129,38 +129,50 @@ export interface ContainerRun {
 
 /**
  * Runs a container's command as a real process from the repository root (the image's /app) with
- * exactly the container's environment plus PATH, as the pod would, and collects its JSON logs.
+ * exactly the container's environment plus PATH, as the pod would, and collects its JSON logs;
+ * `onEvent` sees each log line as it is written.
  */
-export function runContainer(c: Obj, env: Record<string, string>): Promise<ContainerRun> {
-  if (c.workingDir !== IMAGE_WORKDIR) throw new Error(`${c.name}: workingDir ${c.workingDir}, expected ${IMAGE_WORKDIR}`);
-  const [file, ...args] = argvOf(c) as [string, ...string[]];
-  const child = spawn(file, args, { cwd: repoRoot, env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function runContainer(c: Obj, env: Record<string, string>, onEvent: (e: LogLine) => void = () => {}): Promise<ContainerRun> {
+  const child = startContainer(c, env);
+  const events: LogLine[] = [];
+  const otherLines: string[] = [];
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+  let partial = "";
+  const take = (line: string) => {
+    if (line.trim() === "") return;
+    try {
+      const parsed = JSON.parse(line) as LogLine;
+      if (typeof parsed?.event !== "string") throw new Error("not a log line");
+      events.push(parsed);
+      onEvent(parsed);
+    } catch {
+      otherLines.push(line);
+    }
+  };
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) take(line);
   });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
   });
   return new Promise((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => {
-      const events: LogLine[] = [];
-      const otherLines: string[] = [];
-      for (const line of stdout.split("\n")) {
-        if (line.trim() === "") continue;
-        try {
-          const parsed = JSON.parse(line) as LogLine;
-          if (typeof parsed?.event === "string") events.push(parsed);
-          else otherLines.push(line);
-        } catch {
-          otherLines.push(line);
-        }
-      }
+      take(partial);
       resolve({ code, stdout, stderr, events, otherLines });
     });
   });
+}
+
+/** Starts a container's command (see runContainer) and leaves it running. */
+export function startContainer(c: Obj, env: Record<string, string>, stdio: "pipe" | "ignore" = "pipe"): ChildProcess {
+  if (c.workingDir !== IMAGE_WORKDIR) throw new Error(`${c.name}: workingDir ${c.workingDir}, expected ${IMAGE_WORKDIR}`);
+  const [file, ...args] = argvOf(c) as [string, ...string[]];
+  return spawn(file, args, { cwd: repoRoot, env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", stdio, stdio] });
 }
 
 /** A copy of secret.example.yaml whose DATABASE_URL points at a test database. */
