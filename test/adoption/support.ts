@@ -1,0 +1,115 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import type { TestDatabase } from "../support/database.js";
+
+export const root = join(import.meta.dirname, "../..");
+export const migrationsDir = join(root, "drizzle/migrations");
+export const legacySqlFile = join(root, "docker/postgres/init.sql.deprecated");
+const cliBin = join(root, "packages/migrator/bin/yomu-migrate.js");
+
+export interface CliRun {
+  code: number | null;
+  events: Record<string, any>[];
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the compiled `yomu-migrate` as its own process, the way Compose and the Job do. */
+export function yomuMigrate(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [cliBin, ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? "", LOG_FORMAT: "json", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", fail);
+    child.on("close", (code) => done({ code, events: jsonLines(stdout), stdout, stderr }));
+  });
+}
+
+export function jsonLines(text: string): Record<string, any>[] {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith('{"'))
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+export function finished(run: CliRun): Record<string, any> | undefined {
+  return run.events.find((e) => e.event === "migration.run.finished");
+}
+
+/** Creates the schema the way the retired init.sql did, on one connection, as psql -f would. */
+export async function loadLegacySchema(db: TestDatabase): Promise<void> {
+  await db.query(readFileSync(legacySqlFile, "utf8"));
+}
+
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface Catalog {
+  columns: string[];
+  constraints: string[];
+  indexes: string[];
+  types: string[];
+}
+
+/** The user-visible schema of `public`, as PostgreSQL itself prints it, for comparing two databases. */
+export async function readCatalog(db: TestDatabase): Promise<Catalog> {
+  const rows = async (sql: string) => (await db.query<{ line: string }>(sql)).rows.map((r) => r.line).sort();
+  return {
+    columns: await rows(`
+      SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') AS line
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped`),
+    constraints: await rows(`
+      SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(c.oid) AS line
+      FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+      WHERE n.nspname = 'public' AND c.conrelid <> 0`),
+    indexes: await rows(`SELECT indexdef AS line FROM pg_indexes WHERE schemaname = 'public'`),
+    types: await rows(`
+      SELECT t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS line
+      FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE n.nspname = 'public' GROUP BY t.typname`),
+  };
+}
+
+/**
+ * Pairs of objects that do the same job twice: two indexes on the same table with the same keys,
+ * order, uniqueness and predicate, or two foreign keys on the same columns to the same target.
+ * Each pair is listed once, by name.
+ */
+export async function duplicates(db: TestDatabase): Promise<string[]> {
+  const indexes = await db.query<{ pair: string }>(`
+    SELECT a.indexrelid::regclass::text || ' = ' || b.indexrelid::regclass::text AS pair
+    FROM pg_index a JOIN pg_index b ON a.indrelid = b.indrelid AND a.indexrelid < b.indexrelid
+    WHERE a.indkey::text = b.indkey::text AND a.indoption::text = b.indoption::text
+      AND a.indisunique = b.indisunique
+      AND coalesce(pg_get_expr(a.indpred, a.indrelid), '') = coalesce(pg_get_expr(b.indpred, b.indrelid), '')
+      AND coalesce(pg_get_expr(a.indexprs, a.indrelid), '') = coalesce(pg_get_expr(b.indexprs, b.indrelid), '')
+      AND a.indrelid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public')`);
+  const foreignKeys = await db.query<{ pair: string }>(`
+    SELECT a.conname || ' = ' || b.conname AS pair
+    FROM pg_constraint a JOIN pg_constraint b ON a.conrelid = b.conrelid AND a.oid < b.oid
+    WHERE a.contype = 'f' AND b.contype = 'f' AND a.conkey = b.conkey AND a.confrelid = b.confrelid AND a.confkey = b.confkey`);
+  return [...indexes.rows, ...foreignKeys.rows].map((r) => r.pair).sort();
+}
