@@ -44,30 +44,36 @@ export function planMigrations(
   rows: readonly AppliedRow[],
   options: { allowOutOfOrder?: boolean } = {},
 ): Plan {
-  const byHash = new Map(rows.map((row) => [row.hash, row]));
-  const byWhen = new Map(rows.map((row) => [row.createdAt, row]));
-  const matched = new Set<AppliedRow>();
+  // Rows are matched to migrations at most once each, by hash and created_at together first:
+  // two migrations with identical files share a hash, and only `when` tells their rows apart.
+  const free = new Set(rows);
+  const byHash = groupBy(rows, (row) => row.hash);
+  const byWhen = groupBy(rows, (row) => row.createdAt);
+  const matches = new Map<Migration, AppliedRow>();
+  const take = (migration: Migration, candidates: AppliedRow[] | undefined, fits: (row: AppliedRow) => boolean = () => true) => {
+    if (matches.has(migration)) return;
+    const row = candidates?.find((r) => free.has(r) && fits(r));
+    if (!row) return;
+    free.delete(row);
+    matches.set(migration, row);
+  };
+  for (const m of migrations) take(m, byHash.get(m.hash), (row) => row.createdAt === m.when);
+  for (const m of migrations) take(m, byHash.get(m.hash));
+  // Recorded under this migration's timestamp with another hash: the file was edited after it
+  // was applied.
+  for (const m of migrations) take(m, byWhen.get(m.when));
+
   const applied: Plan["applied"] = [];
   const pending: Migration[] = [];
   const problems: PlanProblem[] = [];
-
   for (const migration of migrations) {
-    const row = byHash.get(migration.hash);
-    if (row) {
-      matched.add(row);
-      applied.push({ migration, row });
+    const row = matches.get(migration);
+    if (!row) {
+      pending.push(migration);
       continue;
     }
-    const sameTime = byWhen.get(migration.when);
-    if (sameTime && !migrations.some((m) => m.hash === sameTime.hash)) {
-      // Recorded under this migration's timestamp with another hash: the file was edited after
-      // it was applied.
-      matched.add(sameTime);
-      applied.push({ migration, row: sameTime });
-      problems.push({ kind: "checksum", migration, recordedHash: sameTime.hash });
-      continue;
-    }
-    pending.push(migration);
+    applied.push({ migration, row });
+    if (row.hash !== migration.hash) problems.push({ kind: "checksum", migration, recordedHash: row.hash });
   }
 
   const newest = rows.reduce<AppliedRow | undefined>((a, b) => (a && a.createdAt >= b.createdAt ? a : b), undefined);
@@ -84,10 +90,21 @@ export function planMigrations(
     pending,
     batches: toBatches(pending),
     applied,
-    unknown: rows.filter((row) => !matched.has(row)),
+    unknown: rows.filter((row) => free.has(row)),
     problems,
     schemaVersion: newest ? (tagOf(newest) ?? `unknown@${newest.createdAt}`) : null,
   };
+}
+
+function groupBy<K, T>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 function toBatches(pending: readonly Migration[]): Batch[] {

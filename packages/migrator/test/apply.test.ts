@@ -85,6 +85,24 @@ describe("a failing migration", () => {
   });
 });
 
+describe("two migrations with identical files", () => {
+  // Regression: matching rows by hash alone took the second for applied once the first was.
+  it("are both applied, in two runs as in one", async () => {
+    const bump = ["UPDATE counters SET n = n + 1;"];
+    folder.add({ name: "counters", statements: ["CREATE TABLE counters (n integer NOT NULL);", "INSERT INTO counters VALUES (0);"] });
+    folder.add({ name: "bump_once", statements: bump });
+    expect((await up()).code).toBe(0);
+    folder.add({ name: "bump_again", statements: bump });
+    const run = await up();
+    expect(run.code, run.stdout).toBe(0);
+    expect(only(run, "migration.run.finished")).toMatchObject({ status: "applied", applied: [folder.tags[3]] });
+    expect((await db.query("SELECT n FROM counters")).rows).toEqual([{ n: 2 }]);
+    expect(await recorded()).toEqual(folder.migrations.map((m) => m.when));
+    const again = await up();
+    expect(only(again, "migration.run.finished").status).toBe("noop");
+  });
+});
+
 describe("lock_timeout", () => {
   async function withBlocker<T>(fn: (release: () => Promise<void>) => Promise<T>): Promise<T> {
     // An open transaction that has read the table holds ACCESS SHARE, which ALTER TABLE's
