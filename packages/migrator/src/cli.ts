@@ -2,7 +2,10 @@ import { createRequire } from "node:module";
 import { baselineFile } from "./baseline.js";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
+import { rollBack } from "./down.js";
 import { ExitCode, MigratorError } from "./errors.js";
+import { readMigrations } from "./journal.js";
+import { type BaseJournal, changedMigrations, lint } from "./lint.js";
 import { createLogger, type Logger } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
@@ -23,7 +26,9 @@ export async function runCli(argv: readonly string[], env: Record<string, string
   }
   const parsed = parseConfig(argv, env, { isTTY: Boolean(process.stdout.isTTY) });
   if (!parsed.ok) {
-    process.stderr.write(`yomu-migrate: ${parsed.problems.join("\n  ")}\n\n${helpText()}\n`);
+    process.stderr.write(
+      `${parsed.problems.map((p) => `yomu-migrate: ${p}`).join("\n")}\n(yomu-migrate --help lists commands and settings)\n`,
+    );
     return ExitCode.usage;
   }
   const config = parsed.config;
@@ -45,10 +50,57 @@ export async function runCli(argv: readonly string[], env: Record<string, string
         return await verifyCommand(config, log);
       case "baseline":
         return baseline(config, log);
+      case "lint":
+        return await lintCommand(config, log);
+      case "down":
+        return await down(config, log);
     }
   } catch (error) {
     return fail(error, log);
   }
+}
+
+async function lintCommand(config: Config, log: Logger): Promise<number> {
+  let files = config.files;
+  let base: BaseJournal | undefined;
+  if (files.length === 0 && config.base) {
+    const changed = await changedMigrations(config.dir, config.base);
+    files = changed.files;
+    base = changed.baseJournal;
+  } else if (files.length === 0) {
+    const state = await readStatus({
+      databaseUrl: config.databaseUrl,
+      dir: config.dir,
+      connectTimeoutMs: config.connectTimeoutMs,
+      onEvent: log,
+    });
+    const byTag = new Map(readMigrations(config.dir).map((m) => [m.tag, m.file]));
+    files = state.pending.map((tag) => byTag.get(tag) as string);
+  }
+  const findings = await lint({ files, base });
+  if (config.json) process.stdout.write(`${JSON.stringify({ files, findings }, null, 2)}\n`);
+  else {
+    for (const f of findings) process.stdout.write(`${f.file}:${f.line} ${f.rule} ${f.message}\n`);
+    process.stdout.write(`${findings.length} finding(s) in ${files.length} migration file(s)\n`);
+  }
+  return findings.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
+}
+
+async function down(config: Config, log: Logger): Promise<number> {
+  const result = await rollBack({
+    databaseUrl: config.databaseUrl,
+    dir: config.dir,
+    to: config.to,
+    steps: config.steps,
+    onEvent: log,
+    lockWaitTimeoutMs: config.lockWaitTimeoutMs,
+    lockTimeoutMs: config.lockTimeoutMs,
+    statementTimeoutMs: config.statementTimeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    host: config.host,
+    appVersion: config.appVersion,
+  });
+  return result.error ? result.error.exitCode : ExitCode.ok;
 }
 
 async function up(config: Config, log: Logger): Promise<number> {

@@ -1,7 +1,7 @@
 import { parseDuration } from "./duration.js";
 import type { LogFormat } from "./log.js";
 
-export const commands = ["up", "status", "verify", "baseline"] as const;
+export const commands = ["up", "status", "verify", "lint", "down", "baseline"] as const;
 export type Command = (typeof commands)[number];
 
 export interface Config {
@@ -26,6 +26,13 @@ export interface Config {
   /** `baseline <file.sql>`: the migration file to rewrite. */
   file: string | undefined;
   check: boolean;
+  /** `lint [files…]`: the files to check; none means pending (or changed since --base). */
+  files: string[];
+  base: string | undefined;
+  /** `down --to TAG`. */
+  to: string | undefined;
+  /** `down --steps N`. */
+  steps: number | undefined;
 }
 
 type Kind = "string" | "url" | "http-url" | "duration" | "count" | "log-format";
@@ -131,10 +138,22 @@ export const settings: readonly Setting[] = [
 
 const switches: Record<string, { key: keyof Config; commands: readonly Command[]; about: string }> = {
   "allow-out-of-order": { key: "allowOutOfOrder", commands: ["up"], about: "apply a pending migration older than the newest applied one" },
-  json: { key: "json", commands: ["status", "verify"], about: "print the result as JSON" },
+  json: { key: "json", commands: ["status", "verify", "lint"], about: "print the result as JSON" },
   "require-current": { key: "requireCurrent", commands: ["status"], about: "exit 5 while any migration is pending" },
   check: { key: "check", commands: ["baseline"], about: "write nothing; exit 4 when the file is not in baseline form yet" },
   help: { key: "help", commands, about: "show this help" },
+};
+
+/** Options that belong to one command and have no environment variable. */
+const commandOptions: Record<string, { key: keyof Config; kind: Kind; commands: readonly Command[]; about: string }> = {
+  to: { key: "to", kind: "string", commands: ["down"], about: "roll back every applied migration newer than this tag" },
+  steps: { key: "steps", kind: "count", commands: ["down"], about: "roll back this many of the newest applied migrations" },
+  base: {
+    key: "base",
+    kind: "string",
+    commands: ["lint"],
+    about: "lint migrations added or changed since this git ref (e.g. origin/main)",
+  },
 };
 
 export type ParseResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -153,12 +172,15 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   const seenSwitches = new Set<string>();
   let command: Command | undefined;
   let file: string | undefined;
+  const files: string[] = [];
+  const given = new Map<string, string>();
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith("--")) {
       if (command === undefined && (commands as readonly string[]).includes(arg)) command = arg as Command;
       else if (command === "baseline" && file === undefined) file = arg;
+      else if (command === "lint") files.push(arg);
       else if (command === undefined) problems.push(`unknown command "${arg}" (commands: ${commands.join(", ")})`);
       else problems.push(`unexpected argument "${arg}"`);
       continue;
@@ -173,6 +195,14 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       }
       if (inline === undefined) i++;
       raw.set(setting.key, { value, source: `--${name}` });
+    } else if (commandOptions[name]) {
+      const value = inline ?? argv[i + 1];
+      if (value === undefined || (inline === undefined && value.startsWith("--"))) {
+        problems.push(`--${name} needs a value`);
+        continue;
+      }
+      if (inline === undefined) i++;
+      given.set(name, value);
     } else if (switches[name]) {
       if (inline !== undefined) problems.push(`--${name} takes no value`);
       seenSwitches.add(name);
@@ -214,10 +244,25 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     if (on && !spec.commands.includes(chosen)) problems.push(`--${name} does not apply to "${chosen}"`);
   }
   config.file = file;
-  // baseline rewrites a file and never connects.
+  config.files = files;
+  for (const [name, spec] of Object.entries(commandOptions)) {
+    const value = given.get(name);
+    config[spec.key] = undefined;
+    if (value === undefined) continue;
+    if (!spec.commands.includes(chosen)) problems.push(`--${name} does not apply to "${chosen}"`);
+    const parsed = parseValue(spec.kind, value);
+    if (parsed.problem) problems.push(`--${name}: ${parsed.problem}`);
+    else config[spec.key] = parsed.value;
+  }
+  if (chosen === "down" && !config.help && (config.to === undefined) === (config.steps === undefined)) {
+    problems.push("down needs exactly one of --to TAG or --steps N");
+  }
+  if (chosen === "down" && config.steps === 0) problems.push("--steps must be at least 1");
   if (chosen === "baseline" && file === undefined && !config.help)
     problems.push("baseline needs a migration file: yomu-migrate baseline <file.sql>");
-  if (config.databaseUrl === undefined && !config.help && chosen !== "baseline") {
+  // baseline never connects; lint connects only to find pending migrations.
+  const needsDatabase = chosen !== "baseline" && !(chosen === "lint" && (files.length > 0 || config.base !== undefined));
+  if (config.databaseUrl === undefined && !config.help && needsDatabase) {
     problems.push("no database: set DATABASE_URL or pass --database-url");
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: config as unknown as Config };
@@ -271,7 +316,10 @@ function checkDatabaseUrl(text: string): { value?: unknown; problem?: string } {
 
 export function helpText(): string {
   const rows = settings.map((s) => `  --${s.flag.padEnd(20)} ${s.env.padEnd(28)} ${s.about}${s.fallback ? ` [${s.fallback}]` : ""}`);
-  const flagRows = Object.entries(switches).map(([name, s]) => `  --${name.padEnd(20)} ${s.about} (${s.commands.join(", ")})`);
+  const flagRows = [
+    ...Object.entries(commandOptions).map(([name, s]) => `  --${`${name} <value>`.padEnd(20)} ${s.about} (${s.commands.join(", ")})`),
+    ...Object.entries(switches).map(([name, s]) => `  --${name.padEnd(20)} ${s.about} (${s.commands.join(", ")})`),
+  ];
   return [
     "usage: yomu-migrate [command] [options]",
     "",
@@ -279,15 +327,19 @@ export function helpText(): string {
     "  up       apply pending migrations under the advisory lock (default)",
     "  status   applied and pending migrations and the schema version",
     "  verify   checksums and order of applied files, and the live schema against the newest snapshot",
+    "  lint [files…] [--base REF]  zero-downtime rules (squawk and rolling-deploy checks) on pending,",
+    "           changed-since-REF or the named migrations",
+    "  down --to TAG | --steps N  roll back the newest applied migrations with their <tag>.down.sql files",
     "  baseline <file.sql> [--check]  rewrite a generated migration to adopt an existing database (no connection)",
     "",
     "settings (flag, environment, default):",
     ...rows,
     "",
-    "switches:",
+    "command options:",
     ...flagRows,
     "",
     "exit codes: 0 ok, 1 migration failed (rolled back), 2 usage or configuration, 3 lock wait timed out,",
-    "            4 verification failed, 5 not current (status --require-current), 7 database unreachable",
+    "            4 verification failed, 5 not current (status --require-current), 6 lint findings,",
+    "            7 database unreachable",
   ].join("\n");
 }

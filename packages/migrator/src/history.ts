@@ -6,7 +6,8 @@ export const HISTORY_TABLE = "migration_runs";
 
 const table = `${pg.escapeIdentifier(DRIZZLE_SCHEMA)}.${pg.escapeIdentifier(HISTORY_TABLE)}`;
 
-export type RunStatus = "running" | "applied" | "noop" | "failed" | "crashed";
+/** `down` is a run of `yomu-migrate down`; its `applied` column lists the tags it rolled back. */
+export type RunStatus = "running" | "applied" | "noop" | "failed" | "crashed" | "down";
 
 export interface HistoryRow {
   runId: string;
@@ -36,7 +37,7 @@ export async function ensureHistoryTable(client: pg.ClientBase): Promise<void> {
     started_at timestamptz NOT NULL,
     finished_at timestamptz,
     duration_ms integer,
-    status text NOT NULL CHECK (status IN ('running', 'applied', 'noop', 'failed', 'crashed')),
+    status text NOT NULL CHECK (status IN ('running', 'applied', 'noop', 'failed', 'crashed', 'down')),
     from_version text,
     to_version text,
     applied text[] NOT NULL DEFAULT '{}',

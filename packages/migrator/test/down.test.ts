@@ -1,0 +1,99 @@
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { drizzleRows, only, runCli } from "./support/cli.js";
+import { MigrationsFolder } from "./support/migrations.js";
+
+/** The schema as pg_dump prints it, without the history table's rows (schema only anyway). */
+function schemaOf(url: string): string {
+  return execFileSync("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "--exclude-schema=drizzle", url], { encoding: "utf8" })
+    .split("\n")
+    .filter((line) => !line.startsWith("--") && !line.startsWith("\\restrict") && !line.startsWith("\\unrestrict"))
+    .join("\n");
+}
+
+describe("down migrations", () => {
+  let db: TestDatabase;
+  const folder = new MigrationsFolder([
+    { name: "create_lists", statements: ["CREATE TABLE lists (id serial PRIMARY KEY, name text NOT NULL)"] },
+    {
+      name: "create_items",
+      statements: [
+        "CREATE TABLE items (id serial PRIMARY KEY, list_id int NOT NULL REFERENCES lists(id))",
+        "CREATE INDEX items_list_id_idx ON items (list_id)",
+      ],
+    },
+    { name: "add_done", statements: ["ALTER TABLE items ADD COLUMN done boolean DEFAULT false NOT NULL"] },
+  ]);
+  const env = () => ({ DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir, POD_NAME: "ops-laptop" });
+  const writeDown = (name: string, sql: string) => writeFileSync(folder.byName(name).file.replace(/\.sql$/, ".down.sql"), sql);
+  let afterFirst: string;
+  let afterAll3: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("down");
+    writeDown("create_items", "DROP TABLE items;\n");
+    writeDown("add_done", "ALTER TABLE items DROP COLUMN done;\n");
+    // Only the first migration applied, for comparison.
+    const single = new MigrationsFolder([
+      { name: "create_lists", statements: ["CREATE TABLE lists (id serial PRIMARY KEY, name text NOT NULL)"] },
+    ]);
+    const other = await createTestDatabase("down_ref");
+    expect((await runCli([], { DATABASE_URL: other.url, MIGRATIONS_DIR: single.dir })).code).toBe(0);
+    afterFirst = schemaOf(other.url);
+    await other.drop();
+    single.remove();
+  });
+  afterAll(async () => {
+    await db.drop();
+    folder.remove();
+  });
+
+  it("refuses, before touching anything, when a down file is missing", async () => {
+    expect((await runCli([], env())).code).toBe(0);
+    afterAll3 = schemaOf(db.url);
+    const run = await runCli(["down", "--steps", "3"], env());
+    expect(run.code).toBe(1);
+    expect(only(run, "migration.failed").message).toMatch(/no down migration for .*_create_lists\.down\.sql; nothing was rolled back/);
+    expect(schemaOf(db.url)).toBe(afterAll3);
+    expect(await drizzleRows(db.url)).toHaveLength(3);
+  });
+
+  it("rolls back the newest migrations, newest first, and forgets them", async () => {
+    const run = await runCli(["down", "--to", folder.tags[0] as string], env());
+    expect(run.code).toBe(0);
+    expect(eventsOf(run, "migration.rolled_back")).toEqual([folder.tags[2], folder.tags[1]]);
+    expect(only(run, "migration.run.finished")).toMatchObject({ status: "rolled-back", schemaVersion: folder.tags[0] });
+    expect(schemaOf(db.url)).toBe(afterFirst);
+    expect(await drizzleRows(db.url)).toHaveLength(1);
+    const history = await db.query("SELECT status, applied, host FROM drizzle.migration_runs WHERE status = 'down'");
+    expect(history.rows).toEqual([{ status: "down", applied: [folder.tags[2], folder.tags[1]], host: "ops-laptop" }]);
+  });
+
+  it("up after down leaves the schema pg_dump shows after the first up", async () => {
+    expect((await runCli([], env())).code).toBe(0);
+    expect(schemaOf(db.url)).toBe(afterAll3);
+  });
+
+  it("rolls back nothing when a down file fails halfway", async () => {
+    writeDown("add_done", "ALTER TABLE items DROP COLUMN done;\n--> statement-breakpoint\nALTER TABLE items DROP COLUMN no_such_column;\n");
+    const run = await runCli(["down", "--steps", "1"], env());
+    expect(run.code).toBe(1);
+    expect(only(run, "migration.failed").message).toMatch(/add_done\.down\.sql: statement 2 failed: .*no_such_column/);
+    expect(schemaOf(db.url)).toBe(afterAll3);
+    expect(await drizzleRows(db.url)).toHaveLength(3);
+  });
+
+  it("rejects a missing or doubled target with a usage error, and an unknown tag with exit 1", async () => {
+    expect((await runCli(["down"], env())).code).toBe(2);
+    expect((await runCli(["down", "--steps", "1", "--to", "x"], env())).code).toBe(2);
+    const unknown = await runCli(["down", "--to", "20990101000000_nope"], env());
+    expect(unknown.code).toBe(1);
+    expect(only(unknown, "migration.failed").message).toContain("--to 20990101000000_nope is not an applied migration");
+  });
+});
+
+function eventsOf(run: { events: Array<{ event: string; tag?: unknown }> }, name: string): unknown[] {
+  return run.events.filter((e) => e.event === name).map((e) => e.tag);
+}

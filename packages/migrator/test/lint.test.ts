@@ -1,0 +1,182 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { CLI, runCli } from "./support/cli.js";
+import { MigrationsFolder } from "./support/migrations.js";
+
+const repo = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Runs `yomu-migrate lint` from `cwd` (the repository root by default, where .squawk.toml is). */
+function lint(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+  const run = spawnSync(process.execPath, [CLI, "lint", ...args], {
+    cwd: options.cwd ?? repo,
+    env: { PATH: process.env.PATH, ...options.env },
+    encoding: "utf8",
+  });
+  const findings = run.stdout
+    .split("\n")
+    .filter((l) => /^\S+:\d+ \S+ /.test(l))
+    .map((l) => {
+      const [, file, line, rule] = /^(\S+):(\d+) (\S+) /.exec(l) ?? [];
+      return { file, line: Number(line), rule: rule ?? "" };
+    });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr, findings };
+}
+
+describe("lint rules for rolling deploys", () => {
+  const folder = new MigrationsFolder();
+  afterAll(() => folder.remove());
+
+  it("names each unsafe change as file:line rule, and exits 6", () => {
+    const m = folder.add({
+      name: "unsafe",
+      statements: [
+        'ALTER TABLE "bookmarks" RENAME COLUMN "title" TO "name";',
+        'ALTER TABLE "users" ADD COLUMN "age" integer NOT NULL;',
+        'ALTER TABLE "users" DROP COLUMN "name";',
+        'ALTER TABLE "sessions" ALTER COLUMN "token_hash" SET DATA TYPE varchar(64);',
+        'ALTER TABLE "users" RENAME TO "accounts";',
+      ],
+    });
+    const run = lint([m.file]);
+    expect(run.code).toBe(6);
+    const ours = run.findings.filter((f) => f.rule.startsWith("rolling-"));
+    expect(ours).toEqual([
+      { file: m.file, line: 1, rule: "rolling-rename" },
+      { file: m.file, line: 3, rule: "rolling-not-null-without-default" },
+      { file: m.file, line: 5, rule: "rolling-drop-column" },
+      { file: m.file, line: 7, rule: "rolling-change-type" },
+      { file: m.file, line: 9, rule: "rolling-rename" },
+    ]);
+    expect(run.stdout).toContain("6 finding(s) in 1 migration file(s)");
+  });
+
+  it("passes what a rolling deploy survives: nullable or defaulted columns, new tables, concurrent indexes", () => {
+    const safe = folder.add({
+      name: "safe",
+      statements: [
+        'ALTER TABLE "bookmarks" ADD COLUMN "note" text;',
+        'ALTER TABLE "bookmarks" ADD COLUMN "pinned" boolean DEFAULT false NOT NULL;',
+        'CREATE TABLE "tags" ("id" serial PRIMARY KEY NOT NULL, "name" text NOT NULL);',
+        'ALTER TABLE "tags" ADD COLUMN "slug" text NOT NULL;',
+      ],
+    });
+    const index = folder.add({
+      name: "index_note",
+      header: "-- yomu:no-transaction",
+      statements: ['CREATE INDEX CONCURRENTLY IF NOT EXISTS "bookmarks_note_idx" ON "bookmarks" ("note");'],
+    });
+    const run = lint([safe.file, index.file]);
+    expect(run.stdout).toContain("0 finding(s) in 2 migration file(s)");
+    expect(run.code).toBe(0);
+  });
+
+  it("runs squawk's rules: a plain CREATE INDEX on a live table blocks writes", () => {
+    const m = folder.add({ name: "plain_index", statements: ['CREATE INDEX "bookmarks_url_idx" ON "bookmarks" ("url");'] });
+    const run = lint([m.file]);
+    expect(run.code).toBe(6);
+    expect(run.findings).toEqual([{ file: m.file, line: 1, rule: "require-concurrent-index-creation" }]);
+  });
+
+  it("accepts a reviewed exception with a reason, and flags one without", () => {
+    const reviewed = folder.add({
+      name: "reviewed",
+      statements: [
+        '-- lint-ignore rolling-drop-column: nothing reads legacy_flag since 1.2, see the expand/contract steps\nALTER TABLE "users" DROP COLUMN "legacy_flag";',
+      ],
+    });
+    expect(lint([reviewed.file]).code).toBe(0);
+    const bare = folder.add({
+      name: "bare",
+      statements: ['-- lint-ignore rolling-drop-column\nALTER TABLE "users" DROP COLUMN "legacy_flag";'],
+    });
+    const run = lint([bare.file]);
+    expect(run.code).toBe(6);
+    expect(run.findings.map((f) => f.rule).sort()).toEqual(["lint-ignore-without-reason", "rolling-drop-column"]);
+  });
+
+  it("exempts the idempotent baseline by name, so the repository's migrations lint clean", () => {
+    const run = lint([
+      "drizzle/migrations/" +
+        execFileSync("ls", [join(repo, "drizzle/migrations")], { encoding: "utf8" })
+          .split("\n")
+          .find((f) => f.endsWith("_initial_schema.sql")),
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.findings).toEqual([]);
+  });
+});
+
+describe("which migrations lint checks", () => {
+  let db: TestDatabase;
+  const folder = new MigrationsFolder([
+    { name: "create_notes", statements: ['CREATE TABLE "notes" ("id" serial PRIMARY KEY, "body" text)'] },
+  ]);
+  beforeAll(async () => {
+    db = await createTestDatabase("lint");
+  });
+  afterAll(async () => {
+    await db.drop();
+    folder.remove();
+  });
+
+  it("with a database and no files, only the pending ones", async () => {
+    expect((await runCli([], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir })).code).toBe(0);
+    // Applied already: its DROP COLUMN would be a finding if it were checked.
+    const applied = folder.add({ name: "drop_body", statements: ['ALTER TABLE "notes" DROP COLUMN "body"'] });
+    expect((await runCli([], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir })).code).toBe(0);
+    const pending = folder.add({ name: "rename", statements: ['ALTER TABLE "notes" RENAME COLUMN "id" TO "note_id"'] });
+    const run = lint([], { env: { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir } });
+    expect(run.code).toBe(6);
+    expect(run.findings.map((f) => f.file)).toEqual([expect.stringContaining(pending.tag)]);
+    expect(run.stdout).not.toContain(applied.tag);
+  });
+
+  it("with --base, the migrations added since that branch, and one older than its newest", () => {
+    const work = mkdtempSync(join(tmpdir(), "yomu-lint-git-"));
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-C", work, "-c", "user.name=t", "-c", "user.email=t@example.com", ...args], { encoding: "utf8" });
+    try {
+      const branch = new MigrationsFolder([{ name: "first", when: Date.UTC(2026, 0, 1), statements: ['CREATE TABLE "a" ("id" int)'] }]);
+      cpSync(branch.dir, join(work, "migrations"), { recursive: true });
+      cpSync(join(repo, ".squawk.toml"), join(work, ".squawk.toml"));
+      git("init", "-q", "-b", "main");
+      git("add", ".");
+      git("commit", "-qm", "first");
+      git("checkout", "-qb", "feature");
+      // The feature branch generated its migration on Jan 2; main merged one from Jan 3 meanwhile.
+      branch.add({ name: "feature_change", when: Date.UTC(2026, 0, 2), statements: ['ALTER TABLE "a" ADD COLUMN "b" text'] });
+      cpSync(branch.dir, join(work, "migrations"), { recursive: true });
+      git("add", ".");
+      git("commit", "-qm", "feature");
+      git("checkout", "-q", "main");
+      const main = new MigrationsFolder([
+        { name: "first", when: Date.UTC(2026, 0, 1), statements: ['CREATE TABLE "a" ("id" int)'] },
+        { name: "main_change", when: Date.UTC(2026, 0, 3), statements: ['ALTER TABLE "a" ADD COLUMN "c" text'] },
+      ]);
+      cpSync(main.dir, join(work, "migrations"), { recursive: true });
+      git("add", ".");
+      git("commit", "-qm", "main");
+      git("checkout", "-q", "feature");
+      writeFileSync(join(work, "scratch.txt"), "");
+      const run = lint(["--base", "main", "--dir", "migrations"], { cwd: work });
+      expect(run.code).toBe(6);
+      expect(run.findings).toEqual([{ file: join("migrations", `${branch.tags[1]}.sql`), line: 1, rule: "out-of-order" }]);
+      expect(run.stdout).toContain(main.tags[1]);
+      branch.remove();
+      main.remove();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to guess: no files, no --base and no database is a usage error", () => {
+    const run = lint([]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("no database");
+  });
+});
