@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readMigrations, STATEMENT_BREAKPOINT } from "@yomu/migrator";
+import { readMigrations } from "@yomu/migrator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../apps/api/src/app.js";
 import { createDatabase } from "../../apps/api/src/shared/db/client.js";
 import { createReadinessCheck } from "../../apps/api/src/shared/readiness.js";
+import { STATEMENT_BREAKPOINT } from "../../packages/migrator/src/journal.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { duplicates, finished, loadLegacySchema, migrationsDir, readCatalog, root, withClient, yomuMigrate } from "./support.js";
 
@@ -178,8 +179,10 @@ describe("adopting a database created by init.sql", () => {
     expect(finished(again)).toMatchObject({ status: "noop", applied: [] });
     const [initial] = readMigrations(migrationsDir);
     const sql = readFileSync(join(migrationsDir, `${initial?.tag}.sql`), "utf8");
+    const statements = sql.split(STATEMENT_BREAKPOINT);
+    expect(statements.length).toBeGreaterThan(10);
     await withClient(db.url, async (client) => {
-      for (const statement of sql.split(STATEMENT_BREAKPOINT)) await client.query(statement);
+      for (const statement of statements) await client.query(statement);
     });
     expect(await readCatalog(db)).toEqual(catalog);
     expect(await duplicates(db)).toEqual([]);
