@@ -127,6 +127,13 @@ describe("ci.yaml", () => {
     expect(test.env?.DATABASE_URL).toBe("postgres://postgres:postgres@localhost:5432/postgres");
   });
 
+  it("also runs the suite the README's way, on the embedded PostgreSQL with no DATABASE_URL", () => {
+    const embedded = ci.jobs["test-embedded"] as Job;
+    expect(embedded.services).toBeUndefined();
+    expect(JSON.stringify(embedded)).not.toContain("DATABASE_URL");
+    expect(embedded.steps.map((step) => step.run?.trim())).toContain("pnpm test");
+  });
+
   it("lints the migrations a change adds with yomu-migrate lint, once the command exists", () => {
     const lint = (ci.jobs["migration-lint"] as Job).steps.find((step) => step.run?.includes("yomu-migrate lint"));
     expect(lint?.run).toContain("pnpm exec yomu-migrate --help");
