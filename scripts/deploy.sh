@@ -31,6 +31,7 @@
 #   13  the rollout failed and undoing it failed too: a person has to look now
 #   14  kubectl could not do what was asked (cluster unreachable, request refused) before
 #       anything changed in the Deployment
+#   130, 143  interrupted by SIGINT or SIGTERM (a cancelled run, a job timeout); paged
 set -euo pipefail
 
 readonly DEPLOYMENT=yomu-api
@@ -54,6 +55,8 @@ run_id=${GITHUB_RUN_ID:-local}
 run_attempt=${GITHUB_RUN_ATTEMPT:-1}
 
 job=""
+phase="checking the settings and the cluster"
+finished=0
 previous_image=""
 migrate_exit=""
 job_logs=""
@@ -111,12 +114,13 @@ summary() {
         "$(tail -n 40 <<<"$job_logs")"
     fi
     printf '\n'
-  } >>"$GITHUB_STEP_SUMMARY"
+  } >>"$GITHUB_STEP_SUMMARY" || log "::warning::could not write the job summary to GITHUB_STEP_SUMMARY"
 }
 
 # Ends the run: summary, page, exit code. Only failures come through here.
 fail() {
   local code=$1 status=$2 message=$3
+  finished=1
   error "$message"
   summary "failed" "$message"
   page "$status" "$message"
@@ -239,15 +243,39 @@ roll_out() {
   fail 13 rollout_undo_failed "rollout of deployment/$DEPLOYMENT failed and undoing it failed too; look at the cluster now"
 }
 
+# A cancelled workflow or a job that hit its timeout-minutes stops the script midway: on-call
+# hears about that too, with how far it got.
+interrupted() {
+  local signal=$1 code=$2
+  fail "$code" interrupted "stopped by SIG$signal while $phase${job:+; migration Job $job}"
+}
+
+# Anything that ends the script without going through fail(): still a failed deploy.
+unexpected_exit() {
+  local code=$?
+  if ((code != 0 && !finished)); then
+    finished=1
+    error "stopped unexpectedly (exit $code) while $phase"
+    summary "failed" "stopped unexpectedly (exit $code) while $phase"
+    page unexpected_exit "stopped unexpectedly (exit $code) while $phase${job:+; migration Job $job}"
+  fi
+}
+
 main() {
+  trap unexpected_exit EXIT
+  trap 'interrupted TERM 143' TERM
+  trap 'interrupted INT 130' INT
   check_settings
   log "deploying $image ($version) to $environment, namespace $namespace"
   if ! previous_image=$(k get "deployment/$DEPLOYMENT" \
     --output 'jsonpath={.spec.template.spec.containers[?(@.name=="api")].image}'); then
     fail 14 kubectl_error "kubectl cannot read deployment/$DEPLOYMENT in $namespace; nothing was changed"
   fi
+  phase="migrating, before touching the Deployment"
   migrate
+  phase="rolling out deployment/$DEPLOYMENT, which may be between versions"
   roll_out
+  finished=1
   log "deployed $image to $environment"
   summary "deployed" "Migration Job \`$job\` completed and deployment/$DEPLOYMENT rolled out."
 }

@@ -1,6 +1,6 @@
 // scripts/deploy.sh against a kubectl stand-in (test/deploy/kubectl-stand-in) that plays a
 // cluster's answers, with the on-call webhook pointed at an HTTP server on 127.0.0.1.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -62,7 +62,11 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 // Async on purpose: the webhook server answers on this process's event loop while the script runs.
-async function deploy(scenario: string, env: Record<string, string | undefined> = {}): Promise<Run> {
+async function deploy(
+  scenario: string,
+  env: Record<string, string | undefined> = {},
+  whileRunning?: (child: ChildProcess, kubectlLog: string) => Promise<void>,
+): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), "yomu-deploy-"));
   const log = join(dir, "kubectl.log");
   const state = join(dir, "cluster.json");
@@ -98,7 +102,9 @@ async function deploy(scenario: string, env: Record<string, string | undefined> 
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
     });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await whileRunning?.(child, log);
+    const code = await closed;
     const calls = existsSync(log)
       ? readFileSync(log, "utf8")
           .trim()
@@ -307,6 +313,26 @@ describe("kubectl itself failing", () => {
     expect(verbs(run)).toEqual(["get deployment/yomu-api"]);
     expect(run.pages.map((page) => page.body.status)).toEqual(["kubectl_error"]);
     expect(run.pages[0]?.body.job).toBe("");
+  });
+});
+
+describe("a deploy stopped midway", () => {
+  // GitHub stops the script with a signal when a person cancels the run or the job hits its
+  // timeout-minutes; that is a failed deploy like any other.
+  it("pages with how far it got and exits 143 on SIGTERM during the migration wait", async () => {
+    const run = await deploy("job-hangs", { MIGRATION_TIMEOUT: "600" }, async (child, kubectlLog) => {
+      while (!(existsSync(kubectlLog) && readFileSync(kubectlLog, "utf8").includes('"job","yomu-migration-'))) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      child.kill("SIGTERM");
+    });
+    expect(run.code).toBe(143);
+    expect(deploymentChanges(run)).toEqual([]);
+    expect(run.pages.map((page) => page.body.status)).toEqual(["interrupted"]);
+    expect(run.pages[0]?.body.text).toMatch(
+      /stopped by SIGTERM while migrating, before touching the Deployment; migration Job yomu-migration-/,
+    );
+    expect(run.summary).toContain("## Deploy to production: failed");
   });
 });
 
