@@ -134,11 +134,13 @@ describe("ci.yaml", () => {
     expect(embedded.steps.map((step) => step.run?.trim())).toContain("pnpm test");
   });
 
-  it("lints the migrations a change adds with yomu-migrate lint, once the command exists", () => {
-    const lint = (ci.jobs["migration-lint"] as Job).steps.find((step) => step.run?.includes("yomu-migrate lint"));
-    expect(lint?.run).toContain("pnpm exec yomu-migrate --help");
-    expect(lint?.run).toContain("--diff-filter=A");
-    expect(lint?.run).toContain(`pnpm exec yomu-migrate lint "\${added[@]}"`);
+  it("lints the migrations a change adds with yomu-migrate lint against the base commit, whose history it fetches", () => {
+    const job = ci.jobs["migration-lint"] as Job;
+    const checkout = job.steps.find((step) => step.uses?.startsWith("actions/checkout@"));
+    expect(checkout?.with?.["fetch-depth"]).toBe(0);
+    const lint = job.steps.find((step) => step.run?.includes("yomu-migrate lint"));
+    expect(lint?.env?.BASE_SHA).toBe(`\${{ github.event.pull_request.base.sha || github.event.before }}`);
+    expect(lint?.run).toContain(`pnpm exec yomu-migrate lint --base "$BASE_SHA"`);
   });
 });
 
