@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig, parseDuration, settings } from "@yomu/migrator";
@@ -261,6 +261,14 @@ describe("Deployment and Service yomu-api", () => {
 });
 
 describe("outside k8s/yomu", () => {
+  it("every YAML file under k8s/ passes yamllint (default rules, the repository's 140-column width)", () => {
+    const config = "{extends: default, rules: {line-length: {max: 140}, document-start: disable}}";
+    const lint = spawnSync("yamllint", ["-f", "parsable", "-s", "-d", config, "k8s"], { cwd: repoRoot, encoding: "utf8" });
+    if (lint.error) throw new Error(`yamllint could not run (apt-get install yamllint): ${lint.error.message}`);
+    expect(lint.stdout).toBe("");
+    expect(lint.status).toBe(0);
+  });
+
   it("no real Secret is committed anywhere", () => {
     const tracked = execFileSync("git", ["ls-files", "k8s"], { cwd: repoRoot, encoding: "utf8" }).split("\n");
     expect(tracked.filter((f) => /(^|\/)secret\.ya?ml$/.test(f))).toEqual([]);
