@@ -2,6 +2,7 @@ import { runMigrations } from "@yomu/migrator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { createApp } from "../src/app.js";
+import { bookmarksPage } from "../src/routes/users.js";
 import { createDatabase } from "../src/shared/db/client.js";
 import { migrationsDir } from "../src/shared/migrations.js";
 import { createReadinessCheck } from "../src/shared/readiness.js";
@@ -131,5 +132,22 @@ describe("users and bookmarks", () => {
   it("logs each request as one JSON line in the contract's shape", () => {
     const entry = lines.map((l) => JSON.parse(l)).find((e) => e.event === "http.request" && e.path === "/healthz");
     expect(entry).toMatchObject({ severity: "INFO", method: "GET", status: 200 });
+  });
+});
+
+describe("listing a user's bookmarks", () => {
+  // Regression: the page query ordered by plain DESC (NULLS FIRST), which the index drizzle-kit
+  // generates (DESC NULLS LAST) cannot serve, so every request sorted all of the user's bookmarks.
+  it("is served in order by bookmarks_user_id_created_at_idx, without a sort", async () => {
+    const [user] = (await database.pool.query("INSERT INTO users (email, name) VALUES ('many@example.com', 'Many') RETURNING id")).rows;
+    await database.pool.query(
+      `INSERT INTO bookmarks (user_id, url, created_at) SELECT $1, 'https://example.com/' || g, now() - g * interval '1 minute' FROM generate_series(1, 2000) g`,
+      [user.id],
+    );
+    await database.pool.query("ANALYZE bookmarks");
+    const query = bookmarksPage(database.db, user.id, 21).toSQL();
+    const plan = (await database.pool.query(`EXPLAIN ${query.sql}`, query.params)).rows.map((r) => r["QUERY PLAN"]).join("\n");
+    expect(plan).toContain("Index Scan using bookmarks_user_id_created_at_idx");
+    expect(plan).not.toContain("Sort");
   });
 });

@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { and, eq, lt, or, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Database } from "../shared/db/client.js";
@@ -76,20 +76,7 @@ export function userRoutes(db: Database) {
     if (query.data.cursor && !cursor) return errorResponse(c, 400, "invalid_cursor", "cursor is not one this API issued");
     const owner = await db.query.users.findFirst({ where: eq(users.id, id.data), columns: { id: true } });
     if (!owner) return errorResponse(c, 404, "user_not_found", "no such user");
-    // Keyset pagination on (created_at, id), the order of bookmarks_user_id_created_at_idx.
-    const rows = await db
-      .select()
-      .from(bookmarks)
-      .where(
-        and(
-          eq(bookmarks.userId, id.data),
-          cursor
-            ? or(lt(bookmarks.createdAt, cursor.createdAt), and(eq(bookmarks.createdAt, cursor.createdAt), lt(bookmarks.id, cursor.id)))
-            : undefined,
-        ),
-      )
-      .orderBy(desc(bookmarks.createdAt), desc(bookmarks.id))
-      .limit(query.data.limit + 1);
+    const rows = await bookmarksPage(db, id.data, query.data.limit + 1, cursor);
     const page = rows.slice(0, query.data.limit);
     const last = page[page.length - 1];
     const nextCursor = rows.length > query.data.limit && last ? encodeCursor(last.createdAt, last.id) : null;
@@ -97,6 +84,28 @@ export function userRoutes(db: Database) {
   });
 
   return app;
+}
+
+/**
+ * A user's bookmarks, newest first, after `cursor`: keyset pagination on (created_at, id).
+ * NULLS LAST matches bookmarks_user_id_created_at_idx as drizzle-kit generates it; a plain DESC
+ * means NULLS FIRST, which that index cannot serve, and PostgreSQL sorts every bookmark the
+ * user has on each request.
+ */
+export function bookmarksPage(db: Database, userId: string, limit: number, cursor?: { createdAt: Date; id: string }) {
+  return db
+    .select()
+    .from(bookmarks)
+    .where(
+      and(
+        eq(bookmarks.userId, userId),
+        cursor
+          ? or(lt(bookmarks.createdAt, cursor.createdAt), and(eq(bookmarks.createdAt, cursor.createdAt), lt(bookmarks.id, cursor.id)))
+          : undefined,
+      ),
+    )
+    .orderBy(sql`${bookmarks.createdAt} desc nulls last`, sql`${bookmarks.id} desc nulls last`)
+    .limit(limit);
 }
 
 async function readJson(request: Request): Promise<unknown> {
