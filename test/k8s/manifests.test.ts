@@ -135,6 +135,8 @@ describe("migration Job (T009-T013)", () => {
 
   it("fails at once on exit codes a retry cannot fix, and retries the ones it can", () => {
     const rules = j.spec.podFailurePolicy.rules as Obj[];
+    // The first match wins, and SIGTERM from a drain also ends in exit 1: Ignore must come first.
+    expect(rules.map((r) => r.action)).toEqual(["Ignore", "FailJob"]);
     const failJob = rules.find((r) => r.action === "FailJob");
     expect(failJob?.onExitCodes).toEqual({ containerName: "migrate", operator: "In", values: [1, 2, 4] });
     // 3 (lock wait timeout) and 7 (unreachable) must stay retryable.

@@ -130,9 +130,13 @@ export interface ContainerRun {
 /**
  * Runs a container's command as a real process from the repository root (the image's /app) with
  * exactly the container's environment plus PATH, as the pod would, and collects its JSON logs;
- * `onEvent` sees each log line as it is written.
+ * `onEvent` sees each log line as it is written, with the process (to signal it, as the kubelet would).
  */
-export function runContainer(c: Obj, env: Record<string, string>, onEvent: (e: LogLine) => void = () => {}): Promise<ContainerRun> {
+export function runContainer(
+  c: Obj,
+  env: Record<string, string>,
+  onEvent: (e: LogLine, child: ChildProcess) => void = () => {},
+): Promise<ContainerRun> {
   const child = startContainer(c, env);
   const events: LogLine[] = [];
   const otherLines: string[] = [];
@@ -145,7 +149,7 @@ export function runContainer(c: Obj, env: Record<string, string>, onEvent: (e: L
       const parsed = JSON.parse(line) as LogLine;
       if (typeof parsed?.event !== "string") throw new Error("not a log line");
       events.push(parsed);
-      onEvent(parsed);
+      onEvent(parsed, child);
     } catch {
       otherLines.push(line);
     }

@@ -161,33 +161,27 @@ describe("two Jobs at once (T033)", () => {
   });
 });
 
-describe("a Job whose image ships invalid SQL (T034)", () => {
-  let dir: string;
-  const badTag = "29991231235959_broken";
-
-  beforeAll(() => {
-    // The migrations folder of an image with one more, broken, migration.
-    dir = join(work, "broken-migrations");
-    cpSync(join(repoRoot, "drizzle/migrations"), dir, { recursive: true });
-    writeFileSync(
-      join(dir, `${badTag}.sql`),
-      'ALTER TABLE "users" ADD COLUMN "nickname" text;\n--> statement-breakpoint\nCREATE TABLE broken (id int;\n',
-    );
-    const journalPath = join(dir, "meta/_journal.json");
-    const journal = JSON.parse(readFileSync(journalPath, "utf8"));
-    journal.entries.push({
-      idx: journal.entries.length,
-      version: "7",
-      when: Date.parse("2999-12-31T23:59:59Z"),
-      tag: badTag,
-      breakpoints: true,
-    });
-    writeFileSync(journalPath, JSON.stringify(journal, null, 2));
-  });
-
-  const shipBroken = (j: Obj) => {
+/** The migrations folder of an image that ships one more migration, `sql`, after the real ones. */
+function shipsExtra(name: string, tag: string, sql: string): (j: Obj) => void {
+  const dir = join(work, name);
+  cpSync(join(repoRoot, "drizzle/migrations"), dir, { recursive: true });
+  writeFileSync(join(dir, `${tag}.sql`), sql);
+  const journalPath = join(dir, "meta/_journal.json");
+  const journal = JSON.parse(readFileSync(journalPath, "utf8"));
+  journal.entries.push({ idx: journal.entries.length, version: "7", when: Date.parse("2999-12-31T23:59:59Z"), tag, breakpoints: true });
+  writeFileSync(journalPath, JSON.stringify(journal, null, 2));
+  return (j) => {
     container(j.spec.template.spec, "migrate").env.push({ name: "MIGRATIONS_DIR", value: dir });
   };
+}
+
+describe("a Job whose image ships invalid SQL (T034)", () => {
+  const badTag = "29991231235959_broken";
+  const shipBroken = shipsExtra(
+    "broken-migrations",
+    badTag,
+    'ALTER TABLE "users" ADD COLUMN "nickname" text;\n--> statement-breakpoint\nCREATE TABLE broken (id int;\n',
+  );
 
   it("exits 1, names the file and SQLSTATE, and leaves the schema as it was", async () => {
     const db = await freshDatabase();
@@ -211,20 +205,55 @@ describe("a Job whose image ships invalid SQL (T034)", () => {
     const db = await freshDatabase();
     const run = await runJobPod(db, "yomu-migration-bad-00003", shipBroken);
     expect(run.code).not.toBe(0);
-    expect(policyAction(job(), "migrate", run.code as number)).toBe("FailJob");
+    expect(policyAction(job(), run.code as number)).toBe("FailJob");
     // What a retry is for stays a retry.
-    expect(policyAction(job(), "migrate", 3)).toBe("Count");
-    expect(policyAction(job(), "migrate", 7)).toBe("Count");
+    expect(policyAction(job(), 3)).toBe("Count");
+    expect(policyAction(job(), 7)).toBe("Count");
   });
 });
 
-/** What the Job controller does with a pod whose container exited with `code` (first matching rule, else counted against backoffLimit). */
-function policyAction(j: Obj, containerName: string, code: number): string {
+describe("a Job pod stopped mid-migration (deadline, deletion, node drain)", () => {
+  const shipSlow = shipsExtra("slow-migrations", "29991231235959_slow", "SELECT pg_sleep(60);\n");
+
+  it("rolls back and releases the lock on SIGTERM, and a drain is retried rather than failing the Job", async () => {
+    const db = await freshDatabase();
+    let signalled = false;
+    const run = await runJobPod(db, "yomu-migration-slow-00001", shipSlow, (e, child) => {
+      // The kubelet's SIGTERM, once the batch is under way.
+      if (e.event === "migration.plan" && !signalled) signalled = child.kill("SIGTERM");
+    });
+    expect(signalled).toBe(true);
+    expect(run.code).toBe(1);
+    expectCleanOutput(run);
+    expect(named(run, "migration.interrupted")).toHaveLength(1);
+    expect(finished(run)).toMatchObject({ status: "failed", applied: [] });
+    const tables = await db.query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'public'");
+    expect(tables.rowCount).toBe(0);
+    // Evicted by a drain, the pod carries DisruptionTarget and the attempt does not count;
+    // killed for any other reason, exit 1 fails the Job.
+    expect(policyAction(job(), run.code as number, ["DisruptionTarget"])).toBe("Ignore");
+    expect(policyAction(job(), run.code as number)).toBe("FailJob");
+    // The retry finds the lock free and nothing half-applied.
+    const retry = await runJobPod(db, "yomu-migration-slow-00002");
+    expect(retry.code).toBe(0);
+    expect(finished(retry)).toMatchObject({ status: "applied", applied: shipped });
+  });
+});
+
+/**
+ * What the Job controller does with a failed pod of the `migrate` container: the action of the
+ * first podFailurePolicy rule that matches its exit code or its conditions, else "Count" (the
+ * attempt counts against backoffLimit).
+ */
+function policyAction(j: Obj, code: number, conditions: string[] = []): string {
   for (const rule of (j.spec.podFailurePolicy?.rules as Obj[] | undefined) ?? []) {
-    const on = rule.onExitCodes as Obj | undefined;
-    if (!on || (on.containerName && on.containerName !== containerName)) continue;
-    const listed = (on.values as number[]).includes(code);
-    if (on.operator === "In" ? listed : !listed) return rule.action as string;
+    const onCode = rule.onExitCodes as Obj | undefined;
+    if (onCode && (!onCode.containerName || onCode.containerName === "migrate")) {
+      const listed = (onCode.values as number[]).includes(code);
+      if (onCode.operator === "In" ? listed : !listed) return rule.action as string;
+    }
+    const onConditions = (rule.onPodConditions as Obj[] | undefined) ?? [];
+    if (onConditions.some((c) => conditions.includes(c.type) && c.status === "True")) return rule.action as string;
   }
   return "Count";
 }
