@@ -79,7 +79,8 @@ async function applyAlone(client: pg.Client, migrations: Migration[], options: A
 
 async function shouldRetry(error: unknown, attempt: number, options: ApplyOptions): Promise<boolean> {
   if (!(error instanceof MigratorError) || error.details.sqlstate !== LOCK_NOT_AVAILABLE) return false;
-  if (attempt >= options.lockRetries || options.signal?.aborted) {
+  if (options.signal?.aborted) throw interruptedWhileRetrying(error);
+  if (attempt >= options.lockRetries) {
     error.details.retries = attempt;
     return false;
   }
@@ -95,7 +96,18 @@ async function shouldRetry(error: unknown, attempt: number, options: ApplyOption
     delayMs: delay,
   });
   await sleep(delay, options.signal);
-  return !options.signal?.aborted;
+  if (options.signal?.aborted) throw interruptedWhileRetrying(error);
+  return true;
+}
+
+// A signal during the backoff is an interruption, not the lock timeout the last attempt hit:
+// reporting 55P03 would send the operator hunting for a blocker that did not stop the run.
+function interruptedWhileRetrying(error: MigratorError): MigratorError {
+  const { tag, statement } = error.details;
+  return new MigratorError("INTERRUPTED", `interrupted while waiting to retry statement ${statement} of ${tag}; rolled back`, {
+    cause: error,
+    details: { ...error.details },
+  });
 }
 
 async function runStatement(client: pg.Client, migration: Migration, index: number, options: ApplyOptions): Promise<void> {

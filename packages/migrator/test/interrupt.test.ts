@@ -143,4 +143,35 @@ describe("a runner interrupted in the middle of a migration", () => {
     });
     expect(await drizzleRows(db.url)).toEqual([]);
   });
+
+  // Regression: a SIGTERM during the backoff after a lock_timeout was reported as the lock
+  // timeout itself (MIGRATION_FAILED, 55P03), not as the interruption it was.
+  it("on SIGTERM between lock_timeout retries reports the interruption, not the lock timeout", async () => {
+    await applyBaseOnly();
+    await setSleep(0);
+    await withClient(db.url, async (blocker) => {
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT count(*) FROM base");
+      const extra = new MigrationsFolder();
+      extra.add({ name: "base", statements: ["CREATE TABLE base (id serial PRIMARY KEY);"], when: folder.byName("base").when });
+      extra.add({ name: "alter_base", statements: ["ALTER TABLE base ADD COLUMN note text;"] });
+      try {
+        const runner = startCli(["up", "--lock-timeout", "200ms", "--lock-retries", "5"], {
+          DATABASE_URL: db.url,
+          MIGRATIONS_DIR: extra.dir,
+        });
+        await runner.waitFor("migration.lock_timeout.retry");
+        runner.child.kill("SIGTERM");
+        const stopped = await runner.done;
+        expect(stopped.code).toBe(1);
+        expect(only(stopped, "migration.failed")).toMatchObject({ code: "INTERRUPTED", tag: extra.tags[1] });
+        expect(only(stopped, "migration.run.finished").status).toBe("failed");
+      } finally {
+        extra.remove();
+        await blocker.query("ROLLBACK");
+      }
+    });
+    expect(await lockHolderPid(db.url)).toBeUndefined();
+    expect((await drizzleRows(db.url)).map((r) => Number(r.created_at))).toEqual([folder.byName("base").when]);
+  });
 });
