@@ -5,11 +5,18 @@ CREATE TABLE IF NOT EXISTS "bookmarks" (
 	"title" text DEFAULT '' NOT NULL,
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL
 );--> statement-breakpoint
-ALTER TABLE "bookmarks" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
-	ADD COLUMN IF NOT EXISTS "user_id" uuid NOT NULL,
-	ADD COLUMN IF NOT EXISTS "url" text NOT NULL,
-	ADD COLUMN IF NOT EXISTS "title" text DEFAULT '' NOT NULL,
-	ADD COLUMN IF NOT EXISTS "created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;
+DO $yomu_baseline$
+BEGIN
+	IF EXISTS (SELECT 1 FROM unnest(ARRAY['id', 'user_id', 'url', 'title', 'created_at']::text[]) AS wanted(name)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = to_regclass('"bookmarks"') AND a.attname = wanted.name AND a.attnum > 0 AND NOT a.attisdropped)) THEN
+		ALTER TABLE "bookmarks" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+			ADD COLUMN IF NOT EXISTS "user_id" uuid NOT NULL,
+			ADD COLUMN IF NOT EXISTS "url" text NOT NULL,
+			ADD COLUMN IF NOT EXISTS "title" text DEFAULT '' NOT NULL,
+			ADD COLUMN IF NOT EXISTS "created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;
+	END IF;
+END $yomu_baseline$;
 --> statement-breakpoint
 CREATE TABLE IF NOT EXISTS "sessions" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
@@ -19,11 +26,18 @@ CREATE TABLE IF NOT EXISTS "sessions" (
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "sessions_token_hash_unique" UNIQUE("token_hash")
 );--> statement-breakpoint
-ALTER TABLE "sessions" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
-	ADD COLUMN IF NOT EXISTS "user_id" uuid NOT NULL,
-	ADD COLUMN IF NOT EXISTS "token_hash" text NOT NULL,
-	ADD COLUMN IF NOT EXISTS "expires_at" timestamp with time zone NOT NULL,
-	ADD COLUMN IF NOT EXISTS "created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;--> statement-breakpoint
+DO $yomu_baseline$
+BEGIN
+	IF EXISTS (SELECT 1 FROM unnest(ARRAY['id', 'user_id', 'token_hash', 'expires_at', 'created_at']::text[]) AS wanted(name)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = to_regclass('"sessions"') AND a.attname = wanted.name AND a.attnum > 0 AND NOT a.attisdropped)) THEN
+		ALTER TABLE "sessions" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+			ADD COLUMN IF NOT EXISTS "user_id" uuid NOT NULL,
+			ADD COLUMN IF NOT EXISTS "token_hash" text NOT NULL,
+			ADD COLUMN IF NOT EXISTS "expires_at" timestamp with time zone NOT NULL,
+			ADD COLUMN IF NOT EXISTS "created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;
+	END IF;
+END $yomu_baseline$;--> statement-breakpoint
 DO $yomu_baseline$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = to_regclass('"sessions"') AND c.conname = 'sessions_token_hash_unique')
@@ -43,10 +57,17 @@ CREATE TABLE IF NOT EXISTS "users" (
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "users_email_unique" UNIQUE("email")
 );--> statement-breakpoint
-ALTER TABLE "users" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
-	ADD COLUMN IF NOT EXISTS "email" text NOT NULL,
-	ADD COLUMN IF NOT EXISTS "name" text NOT NULL,
-	ADD COLUMN IF NOT EXISTS "created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;--> statement-breakpoint
+DO $yomu_baseline$
+BEGIN
+	IF EXISTS (SELECT 1 FROM unnest(ARRAY['id', 'email', 'name', 'created_at']::text[]) AS wanted(name)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = to_regclass('"users"') AND a.attname = wanted.name AND a.attnum > 0 AND NOT a.attisdropped)) THEN
+		ALTER TABLE "users" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+			ADD COLUMN IF NOT EXISTS "email" text NOT NULL,
+			ADD COLUMN IF NOT EXISTS "name" text NOT NULL,
+			ADD COLUMN IF NOT EXISTS "created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;
+	END IF;
+END $yomu_baseline$;--> statement-breakpoint
 DO $yomu_baseline$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = to_regclass('"users"') AND c.conname = 'users_email_unique')

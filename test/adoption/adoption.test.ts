@@ -226,3 +226,32 @@ describe("adopting a legacy database that lacks pieces of the schema", () => {
     expect(await duplicates(db)).toEqual([]);
   });
 });
+
+describe("adopting a database while the API reads from it", () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("adopt_live");
+    await loadLegacySchema(db);
+    await insertLegacyRows(db);
+  });
+  afterAll(() => db?.drop());
+
+  it("takes no lock that blocks readers of init.sql's tables (ALTER TABLE runs only when a column is missing)", async () => {
+    await withClient(db.url, async (reader) => {
+      // An open transaction that has read every table holds ACCESS SHARE on each until it ends,
+      // as a slow API request would; ALTER TABLE would wait for it, CREATE INDEX does not.
+      await reader.query("BEGIN");
+      await reader.query("SELECT count(*) FROM users, sessions, bookmarks");
+      const run = await yomuMigrate(["up", "--dir", migrationsDir], {
+        DATABASE_URL: db.url,
+        MIGRATION_LOCK_TIMEOUT: "500ms",
+        MIGRATION_LOCK_RETRIES: "0",
+      });
+      await reader.query("COMMIT");
+      expect(run.events.filter((e) => e.event === "migration.failed")).toEqual([]);
+      expect(run.code).toBe(0);
+      expect(finished(run)?.status).toBe("applied");
+    });
+  });
+});

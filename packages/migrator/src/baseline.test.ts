@@ -55,11 +55,14 @@ describe("rewriteBaseline", () => {
 
   it("follows a CREATE TABLE with what an existing table of that name may lack", () => {
     const columns = out.find((p) => p.includes('ALTER TABLE "users" ADD COLUMN IF NOT EXISTS'));
-    expect(columns?.trim()).toBe(
+    // Only when a column is missing: ALTER TABLE would lock out the table's readers even as a no-op.
+    expect(columns).toContain("unnest(ARRAY['id', 'email', 'mood']::text[]) AS wanted(name)");
+    expect(columns).toContain(`a.attrelid = to_regclass('"users"') AND a.attname = wanted.name`);
+    expect(columns).toContain(
       [
         `ALTER TABLE "users" ADD COLUMN IF NOT EXISTS "id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,`,
-        `\tADD COLUMN IF NOT EXISTS "email" text NOT NULL,`,
-        `\tADD COLUMN IF NOT EXISTS "mood" "mood" DEFAULT 'happy';`,
+        `\t\t\tADD COLUMN IF NOT EXISTS "email" text NOT NULL,`,
+        `\t\t\tADD COLUMN IF NOT EXISTS "mood" "mood" DEFAULT 'happy';`,
       ].join("\n"),
     );
     const unique = out.find((p) => p.includes('ADD CONSTRAINT "users_email_unique" UNIQUE("email")'));

@@ -203,8 +203,14 @@ function rewriteTable(body: string, c: Cursor, own: Owned): Rewritten | undefine
   }
   const followUps: Rewritten["followUps"] = [];
   if (columns.length > 0) {
+    // ALTER TABLE takes an ACCESS EXCLUSIVE lock even when every column exists, and holds it until
+    // the migration commits; adopting a live table must not block its readers for nothing.
+    const names = columns.map((col) => identName(new Cursor(col).next().text));
+    const missing = `EXISTS (SELECT 1 FROM unnest(${textArray(names)}) AS wanted(name)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = to_regclass(${literal(table.text)}) AND a.attname = wanted.name AND a.attnum > 0 AND NOT a.attisdropped))`;
     followUps.push({
-      body: `ALTER TABLE ${table.text} ${columns.map((col) => `ADD COLUMN IF NOT EXISTS ${col}`).join(",\n\t")}`,
+      body: guard([missing], `ALTER TABLE ${table.text} ${columns.map((col) => `ADD COLUMN IF NOT EXISTS ${col}`).join(",\n\t\t\t")}`),
       summary: `columns of ${table.text} that an existing table lacks`,
     });
   }
