@@ -1,0 +1,237 @@
+// Side-by-side cost of yomu-migrate against drizzle's own tools, in one run on one server:
+//   1. a no-op run (everything applied): `yomu-migrate up`, `drizzle-kit migrate`, and a bare
+//      script calling drizzle-orm's migrate(); wall time (median) and peak RSS (max);
+//   2. applying 100, 250 and 500 generated migrations on a fresh database: yomu-migrate against
+//      the bare script, to show both costs grow linearly.
+// Usage (after `pnpm build`): node bench/migrator/run.mjs [--runs N]
+// DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const runsFlag = process.argv.indexOf("--runs");
+const RUNS = runsFlag === -1 ? 15 : Number(process.argv[runsFlag + 1]);
+const SIZES = [100, 250, 500];
+const APPLY_RUNS = 5;
+const TIME = "/usr/bin/time";
+
+const scratch = mkdtempSync(join(tmpdir(), "yomu-bench-"));
+const created = [];
+
+const bundle = bundleCli();
+const tools = {
+  "yomu-migrate up": (env) => run([process.execPath, join(root, "packages/migrator/bin/yomu-migrate.js"), "up"], env),
+  ...(bundle ? { "yomu-migrate up, esbuild bundle": (env) => run([process.execPath, bundle, "up"], env) } : {}),
+  "drizzle-kit migrate": (env) =>
+    run([process.execPath, join(root, "node_modules/drizzle-kit/bin.cjs"), "migrate", "--config", drizzleConfig(env)], env),
+  "drizzle-orm migrate() script": (env) => run([process.execPath, join(root, "bench/migrator/drizzle-migrate.mjs")], env),
+};
+
+/**
+ * The same compiled CLI bundled into one file with the esbuild drizzle-kit already brings, to
+ * show what module loading costs; the shipped CLI is the unbundled dist.
+ */
+function bundleCli() {
+  try {
+    const esbuild = createRequire(realpathSync(join(root, "node_modules/drizzle-kit/bin.cjs")))("esbuild");
+    const entry = join(scratch, "bundle-entry.mjs");
+    writeFileSync(
+      entry,
+      `import { runCli } from ${JSON.stringify(join(root, "packages/migrator/dist/cli.js"))};\nprocess.exitCode = await runCli(process.argv.slice(2), process.env);\n`,
+    );
+    const outfile = join(scratch, "yomu-migrate.bundle.mjs");
+    esbuild.buildSync({
+      entryPoints: [entry],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      outfile,
+      logLevel: "error",
+      // pg and prom-client still require() Node built-ins from inside an ES module.
+      banner: {
+        js: "import { createRequire as yomuCreateRequire } from 'node:module'; const require = yomuCreateRequire(import.meta.url);",
+      },
+    });
+    return outfile;
+  } catch (error) {
+    console.log(`(no esbuild bundle: ${error.message})`);
+    return undefined;
+  }
+}
+
+/** One process: wall time in ms, and peak RSS in KiB as GNU time reports it. */
+function run(argv, env) {
+  const started = performance.now();
+  const result = spawnSync(TIME, ["-f", "%M", ...argv], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const ms = performance.now() - started;
+  if (result.status !== 0) throw new Error(`${argv.join(" ")} exited ${result.status}:\n${result.stdout}\n${result.stderr}`);
+  const rssKiB = Number(result.stderr.trim().split("\n").at(-1));
+  return { ms, rssKiB };
+}
+
+function drizzleConfig(env) {
+  const file = join(scratch, `drizzle-${Buffer.from(env.DATABASE_URL).toString("hex").slice(-24)}.config.mjs`);
+  const config = { dialect: "postgresql", out: env.MIGRATIONS_DIR, dbCredentials: { url: env.DATABASE_URL } };
+  writeFileSync(file, `export default ${JSON.stringify(config)};\n`);
+  return file;
+}
+
+/** A drizzle-kit 0.31 folder of `count` migrations, each a table, an index and a row. */
+function generate(count) {
+  const dir = mkdtempSync(join(scratch, `m${count}-`));
+  mkdirSync(join(dir, "meta"));
+  const entries = [];
+  const base = Date.UTC(2026, 0, 1);
+  for (let i = 0; i < count; i++) {
+    const when = base + i * 60_000;
+    const tag = `${new Date(when).toISOString().replace(/[-:T]/g, "").slice(0, 14)}_bench_${i}`;
+    const sql = [
+      `CREATE TABLE "bench_${i}" ("id" serial PRIMARY KEY NOT NULL, "name" text NOT NULL, "created_at" timestamp DEFAULT now() NOT NULL);`,
+      `CREATE INDEX "bench_${i}_name_idx" ON "bench_${i}" USING btree ("name");`,
+      `INSERT INTO "bench_${i}" ("name") VALUES ('row ${i}');`,
+    ].join("\n--> statement-breakpoint\n");
+    writeFileSync(join(dir, `${tag}.sql`), `${sql}\n`);
+    entries.push({ idx: i, version: "7", when, tag, breakpoints: true });
+  }
+  writeFileSync(join(dir, "meta", "_journal.json"), JSON.stringify({ version: "7", dialect: "postgresql", entries }, null, 2));
+  return dir;
+}
+
+async function admin(sql) {
+  const client = new pg.Client(adminUrl);
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+async function freshDatabase(label) {
+  const name = `bench_${label}_${process.pid}_${created.length}`;
+  await admin(`CREATE DATABASE ${name}`);
+  created.push(name);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+const mib = (kib) => (kib / 1024).toFixed(1);
+const pad = (text, width) => String(text).padEnd(width);
+const padStart = (text, width) => String(text).padStart(width);
+
+function table(headers, rows) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? pad(c, widths[i]) : padStart(c, widths[i]))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+  return [line(headers), rule, ...rows.map(line)].join("\n");
+}
+
+async function noop() {
+  const dir = generate(20);
+  const url = await freshDatabase("noop");
+  const env = { DATABASE_URL: url, MIGRATIONS_DIR: dir };
+  tools["drizzle-orm migrate() script"](env);
+  // One warm-up each (file cache, the history table's first row), then interleaved rounds so
+  // drift on the machine touches every tool alike.
+  for (const tool of Object.values(tools)) tool(env);
+  const samples = Object.fromEntries(Object.keys(tools).map((name) => [name, []]));
+  for (let i = 0; i < RUNS; i++) {
+    for (const [name, tool] of Object.entries(tools)) samples[name].push(tool(env));
+  }
+  const bare = median(samples["drizzle-orm migrate() script"].map((s) => s.ms));
+  const rows = Object.entries(samples).map(([name, list]) => {
+    const ms = median(list.map((s) => s.ms));
+    const rss = Math.max(...list.map((s) => s.rssKiB));
+    return [name, ms.toFixed(0), (ms / bare).toFixed(2), mib(rss)];
+  });
+  console.log(`\nNo-op run, 20 migrations already applied (median of ${RUNS} runs each, interleaved; peak RSS is the max):\n`);
+  console.log(table(["tool", "wall ms (median)", "x bare script", "peak RSS MiB"], rows));
+  const yomu = median(samples["yomu-migrate up"].map((s) => s.ms));
+  const kit = median(samples["drizzle-kit migrate"].map((s) => s.ms));
+  const yomuRss = Math.max(...samples["yomu-migrate up"].map((s) => s.rssKiB));
+  console.log(
+    `\ntargets: faster than drizzle-kit migrate: ${yomu < kit ? "yes" : "NO"} (${(yomu / kit).toFixed(2)}x); ` +
+      `within 1.2x of the bare script: ${yomu <= 1.2 * bare ? "yes" : "NO"} (${(yomu / bare).toFixed(2)}x); ` +
+      `peak RSS under 80 MiB: ${yomuRss < 80 * 1024 ? "yes" : "NO"} (${mib(yomuRss)} MiB)`,
+  );
+}
+
+async function apply() {
+  const contenders = ["yomu-migrate up", "drizzle-orm migrate() script"];
+  const rows = [];
+  const points = Object.fromEntries(contenders.map((c) => [c, []]));
+  for (const size of SIZES) {
+    const dir = generate(size);
+    const result = {};
+    for (const name of contenders) result[name] = [];
+    for (let i = 0; i < APPLY_RUNS; i++) {
+      for (const name of contenders) {
+        const url = await freshDatabase(`apply${size}`);
+        result[name].push(tools[name]({ DATABASE_URL: url, MIGRATIONS_DIR: dir }));
+      }
+    }
+    // The fastest run is the least disturbed by whatever else the machine is doing.
+    const bare = Math.min(...result["drizzle-orm migrate() script"].map((s) => s.ms));
+    for (const name of contenders) {
+      const ms = Math.min(...result[name].map((s) => s.ms));
+      points[name].push([size, ms]);
+      rows.push([
+        `${name}, ${size}`,
+        ms.toFixed(0),
+        median(result[name].map((s) => s.ms)).toFixed(0),
+        (ms / size).toFixed(2),
+        (ms / bare).toFixed(2),
+        mib(Math.max(...result[name].map((s) => s.rssKiB))),
+      ]);
+    }
+  }
+  console.log(`\nApplying N generated migrations to a fresh database (3 statements each; fastest and median of ${APPLY_RUNS} runs):\n`);
+  console.log(table(["tool, N", "wall ms (min)", "wall ms (median)", "ms per migration", "x bare script", "peak RSS MiB"], rows));
+  console.log("");
+  for (const name of contenders) {
+    const { slope, intercept, r2 } = leastSquares(points[name]);
+    console.log(
+      `${name}: wall ms = ${intercept.toFixed(0)} + ${slope.toFixed(2)} x N (least squares, R^2 ${r2.toFixed(3)}; linear when R^2 is near 1)`,
+    );
+  }
+}
+
+function leastSquares(pairs) {
+  const n = pairs.length;
+  const mx = pairs.reduce((a, [x]) => a + x, 0) / n;
+  const my = pairs.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = pairs.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = pairs.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  const slope = sxy / sxx;
+  const intercept = my - slope * mx;
+  const ssRes = pairs.reduce((a, [x, y]) => a + (y - (intercept + slope * x)) ** 2, 0);
+  const ssTot = pairs.reduce((a, [, y]) => a + (y - my) ** 2, 0);
+  return { slope, intercept, r2: 1 - ssRes / ssTot };
+}
+
+try {
+  console.log(`node ${process.version}, server ${new URL(adminUrl).host}`);
+  await noop();
+  await apply();
+} finally {
+  for (const name of created) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  rmSync(scratch, { recursive: true, force: true });
+}
