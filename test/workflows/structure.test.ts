@@ -10,8 +10,8 @@ const deployStep = (job: Job): Step | undefined => job.steps.find((step) => step
 const deployJobs = Object.entries(deploy.jobs).filter(([, job]) => deployStep(job) !== undefined);
 
 describe("deploy-k8s.yaml", () => {
-  it("deploys on every push to main (and by hand), on nothing else", () => {
-    expect(deploy.on).toEqual({ push: { branches: ["main"] }, workflow_dispatch: null });
+  it("deploys on every push to main and on nothing else", () => {
+    expect(deploy.on).toEqual({ push: { branches: ["main"] } });
   });
 
   it("migrates and deploys staging and production, each in the job bound to its GitHub Environment", () => {
