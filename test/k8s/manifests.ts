@@ -145,14 +145,16 @@ export function runContainer(
   let partial = "";
   const take = (line: string) => {
     if (line.trim() === "") return;
+    let parsed: LogLine | undefined;
     try {
-      const parsed = JSON.parse(line) as LogLine;
-      if (typeof parsed?.event !== "string") throw new Error("not a log line");
-      events.push(parsed);
-      onEvent(parsed, child);
-    } catch {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {}
+    if (typeof parsed?.event !== "string") {
       otherLines.push(line);
+      return;
     }
+    events.push(parsed);
+    onEvent(parsed, child);
   };
   child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;

@@ -1,6 +1,8 @@
+import type { ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { MIGRATION_LOCK_KEY } from "@yomu/migrator";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -217,12 +219,17 @@ describe("a Job pod stopped mid-migration (deadline, deletion, node drain)", () 
 
   it("rolls back and releases the lock on SIGTERM, and a drain is retried rather than failing the Job", async () => {
     const db = await freshDatabase();
-    let signalled = false;
-    const run = await runJobPod(db, "yomu-migration-slow-00001", shipSlow, (e, child) => {
-      // The kubelet's SIGTERM, once the batch is under way.
-      if (e.event === "migration.plan" && !signalled) signalled = child.kill("SIGTERM");
+    let pod: ChildProcess | undefined;
+    const running = runJobPod(db, "yomu-migration-slow-00001", shipSlow, (_e, child) => {
+      pod = child;
     });
-    expect(signalled).toBe(true);
+    // The kubelet's SIGTERM (deadline, deletion, drain), while the long statement runs.
+    const sleeping =
+      "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'SELECT pg_sleep%'";
+    for (let i = 0; i < 300 && !((await db.query(sleeping)).rowCount ?? 0); i++) await sleep(100);
+    expect((await db.query(sleeping)).rowCount).toBe(1);
+    expect(pod?.kill("SIGTERM")).toBe(true);
+    const run = await running;
     expect(run.code).toBe(1);
     expectCleanOutput(run);
     expect(named(run, "migration.interrupted")).toHaveLength(1);
