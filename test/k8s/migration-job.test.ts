@@ -55,7 +55,7 @@ function runJobPod(
   db: TestDatabase,
   podName: string,
   patch: (j: Obj) => void = () => {},
-  onEvent?: (e: LogLine) => void,
+  onEvent?: (e: LogLine, child: ChildProcess) => void,
 ): Promise<ContainerRun> {
   const j = job();
   j.spec.template.metadata.labels["app.kubernetes.io/version"] = "v1.4.2";
