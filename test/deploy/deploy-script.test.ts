@@ -190,6 +190,16 @@ describe("kubectl itself failing", () => {
     expect(run.pages.map((page) => page.body.status)).toEqual(["kubectl_error"]);
   });
 
+  it("exits 14 and pages when the Deployment cannot be updated after the migration, with nothing to undo", async () => {
+    const run = await deploy("set-image-errors");
+    expect(run.code, run.stderr).toBe(14);
+    expect(verbs(run)).toContain("create --filename");
+    expect(verbs(run).at(-1)).toBe("set image");
+    expect(run.deploymentImages).toEqual({ api: PREVIOUS, "wait-for-schema": PREVIOUS });
+    expect(run.pages.map((page) => page.body.status)).toEqual(["kubectl_error"]);
+    expect(run.pages[0]?.body.text).toContain(`migrated, but kubectl could not update deployment/yomu-api; it keeps running ${PREVIOUS}`);
+  });
+
   it("exits 14 and pages when the cluster cannot be reached, before creating anything", async () => {
     const run = await deploy("unreachable");
     expect(run.code, run.stderr).toBe(14);

@@ -5,7 +5,7 @@
 // was not expected to ask exits 99, so a changed script fails its tests loudly.
 //
 // Scenarios: complete, job-fails, job-hangs, rollout-fails, undo-fails, create-errors, unreachable,
-// and run-job, where the Job's pod really runs: the migrate container's command and args, from
+// set-image-errors, and run-job, where the Job's pod really runs: the migrate container's command and args, from
 // the repository root (the image keeps the repository's layout under /app), with its env
 // resolved as the kubelet would (values, the downward API, KUBECTL_SECRETS, KUBECTL_CONFIGMAPS)
 // on top of KUBECTL_IMAGE_ENV, the ENV baked into the image being deployed.
@@ -199,6 +199,9 @@ if (match) {
 
 match = command.match(/^set image deployment\/yomu-api (.+)$/);
 if (match) {
+  if (scenario === "set-image-errors") {
+    answer(1, "", 'Error from server (Forbidden): deployments.apps "yomu-api" is forbidden: User "deployer" cannot patch resource\n');
+  }
   const next = { ...current };
   for (const assignment of match[1].split(" ")) {
     const [container, image] = assignment.split("=");
