@@ -16,4 +16,11 @@ describe("MIGRATION_LOCK_KEY", () => {
     expect(documented.length).toBeGreaterThan(0);
     for (const key of documented) expect(key).toEqual([MIGRATION_LOCK_KEY.classId, MIGRATION_LOCK_KEY.objId]);
   });
+
+  it("is the key the README tells operators to take", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    const documented = [...readme.matchAll(/pg_advisory_lock\((\d+), (\d+)\)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(documented.length).toBeGreaterThan(0);
+    for (const key of documented) expect(key).toEqual([MIGRATION_LOCK_KEY.classId, MIGRATION_LOCK_KEY.objId]);
+  });
 });
