@@ -143,6 +143,12 @@ describe("rewriteBaseline on single statements", () => {
     expect(rewriteBaseline('ALTER TABLE "t" ADD COLUMN "c" integer;').sql).toBe('ALTER TABLE "t" ADD COLUMN IF NOT EXISTS "c" integer;');
   });
 
+  it("leaves an unnamed ADD PRIMARY KEY alone instead of mistaking it for a column", () => {
+    const result = rewriteBaseline('ALTER TABLE "t" ADD PRIMARY KEY ("id");');
+    expect(result.sql).toBe('ALTER TABLE "t" ADD PRIMARY KEY ("id");');
+    expect(result.untouched[0]?.reason).toMatch(/unnamed constraint/);
+  });
+
   it("names the statements it cannot make idempotent and leaves them as they are", () => {
     const input = `INSERT INTO "t" VALUES (1);--> statement-breakpoint\nALTER TABLE "t" ALTER COLUMN "c" SET NOT NULL;--> statement-breakpoint\nALTER TABLE "t" ADD COLUMN "a" int, ADD COLUMN "b" int;`;
     const result = rewriteBaseline(input);

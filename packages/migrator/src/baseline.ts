@@ -154,7 +154,10 @@ function rewriteStatement(body: string, own: Owned): Rewritten {
       return rewriteAddConstraint(body, c, table, own) ?? same("an ADD CONSTRAINT the baseline cannot read");
     if (c.isWord("ADD")) {
       c.next();
-      c.takeWord("COLUMN");
+      const column = c.takeWord("COLUMN");
+      if (!column && ["PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"].some((w) => c.isWord(w))) {
+        return same("an unnamed constraint has no name to look it up by; name it");
+      }
       if (c.isWords("IF", "NOT", "EXISTS")) return same();
       const at = c.position();
       if (splitTopLevel(c.tokens.filter((t) => t.start >= at)).length > 1) return same("an ALTER TABLE with several actions; split it");
@@ -169,7 +172,7 @@ function insertIfNotExists(body: string, at: number): { body: string; action: "i
 }
 
 function rewriteTable(body: string, c: Cursor, own: Owned): Rewritten | undefined {
-  c.next(); // TABLE
+  c.next();
   const already = c.takeWords("IF", "NOT", "EXISTS");
   const insertAt = already ? undefined : c.tokens[c.index - 1]?.end;
   const table = c.qname();
@@ -228,8 +231,8 @@ function rewriteTable(body: string, c: Cursor, own: Owned): Rewritten | undefine
 }
 
 function rewriteAddConstraint(body: string, c: Cursor, table: QName, own: Owned): Rewritten | undefined {
-  c.next(); // ADD
-  c.next(); // CONSTRAINT
+  c.next();
+  c.next();
   const name = c.qname();
   if (!name) return undefined;
   const rest = body.slice(c.position());
@@ -284,7 +287,7 @@ function rewriteAddConstraint(body: string, c: Cursor, table: QName, own: Owned)
 }
 
 function rewriteIndex(body: string, c: Cursor, unique: boolean, own: Owned): Rewritten | undefined {
-  c.next(); // INDEX
+  c.next();
   const concurrently = c.takeWord("CONCURRENTLY");
   const already = c.takeWords("IF", "NOT", "EXISTS");
   const insertAt = c.tokens[c.index - 1]?.end as number;
