@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -97,6 +97,14 @@ function startApiService(databaseUrl: string, port: number, extraEnv: Record<str
 }
 
 describe("docker-compose.yml", () => {
+  it("passes yamllint with the rules the k8s manifests follow", () => {
+    const config = "{extends: default, rules: {line-length: {max: 140}, document-start: disable}}";
+    const lint = spawnSync("yamllint", ["-f", "parsable", "-s", "-d", config, "docker-compose.yml"], { cwd: root, encoding: "utf8" });
+    if (lint.error) throw new Error(`yamllint could not run (apt-get install yamllint): ${lint.error.message}`);
+    expect(lint.stdout).toBe("");
+    expect(lint.status).toBe(0);
+  });
+
   it("starts the API only once PostgreSQL's pg_isready healthcheck passes", () => {
     expect(String(postgres.image)).toMatch(/^postgres:15(\b|-)/);
     const test = postgres.healthcheck?.test;
