@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -82,14 +82,16 @@ describe("the wait-for-schema init container, as the manifest writes it", () => 
     expect(check.status).toBe(0);
   });
 
-  it("before the migrations: keeps checking, then gives up at its bound with exit 5", async () => {
+  it("before the migrations: gives up at its bound with exit 5", async () => {
     const db = await freshDatabase();
     const { wait, waitEnv } = deploymentPod(db.url, shortWait(2));
     const run = await runContainer(wait, waitEnv);
     expect(run.code).toBe(5);
     expect(run.otherLines).toEqual([]);
+    // How many checks fit in the bound depends on the machine; that each one found the schema
+    // behind, and each but the last was followed by another, does not.
     const checks = named(run, "migration.status");
-    expect(checks.length).toBeGreaterThanOrEqual(2);
+    expect(checks.length).toBeGreaterThanOrEqual(1);
     for (const check of checks) expect(check).toMatchObject({ current: false });
     expect(named(run, "schema.wait.retry").length).toBe(checks.length - 1);
     expect(run.events.at(-1)).toMatchObject({ event: "schema.wait.timeout", severity: "ERROR" });
@@ -125,7 +127,7 @@ describe("the wait-for-schema init container, as the manifest writes it", () => 
     expect(checks.at(-1)).toMatchObject({ current: true });
   });
 
-  it("keeps trying an unreachable database, then exits 7 at its bound", async () => {
+  it("gives up on a database that stays unreachable with exit 7, not 5", async () => {
     const port = await freePort();
     const { wait, waitEnv } = deploymentPod(`postgres://postgres@127.0.0.1:${port}/nowhere`, (pod) => {
       shortWait(2)(pod);
@@ -133,8 +135,40 @@ describe("the wait-for-schema init container, as the manifest writes it", () => 
     });
     const run = await runContainer(wait, waitEnv);
     expect(run.code).toBe(7);
-    expect(named(run, "schema.wait.retry").length).toBeGreaterThanOrEqual(1);
     expect(run.events.at(-1)).toMatchObject({ event: "schema.wait.timeout" });
+    expect(run.events.at(-1)?.message).toContain("last status exit 7");
+  });
+
+  it("keeps waiting through an unreachable database, and passes once it is back with its schema", async () => {
+    const db = await freshDatabase();
+    expect((await runMigrationJob(db)).code).toBe(0);
+    // The database the pod sees is down (nothing listens on the port) until the first retry,
+    // then reachable through a plain TCP relay to the test server.
+    const port = await freePort();
+    const target = new URL(db.url);
+    const seen = new URL(db.url);
+    seen.hostname = "127.0.0.1";
+    seen.port = String(port);
+    const { wait, waitEnv } = deploymentPod(seen.toString(), (pod) => {
+      shortWait(120)(pod);
+      setEnv(container(pod, "wait-for-schema", "initContainers"), "MIGRATION_CONNECT_TIMEOUT", "1s");
+    });
+    const relay = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    try {
+      const run = await runContainer(wait, waitEnv, (e) => {
+        if (e.event === "schema.wait.retry" && !relay.listening) relay.listen(port, "127.0.0.1");
+      });
+      expect(run.code).toBe(0);
+      expect(run.events.find((e) => e.event === "schema.wait.retry")?.message).toContain("status exited 7");
+      expect(named(run, "migration.status").at(-1)).toMatchObject({ current: true });
+    } finally {
+      relay.close();
+    }
   });
 
   it("stops at once on a configuration error that waiting cannot fix", async () => {
