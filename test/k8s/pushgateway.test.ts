@@ -159,7 +159,7 @@ describe("metrics on a real Pushgateway, alerts from a real Prometheus (T035)", 
     await untilScraped('yomu_migration_last_run_success{job="yomu-migration",namespace="yomu-test"} == 1');
     await untilEvaluatedAfter(Date.now());
     expect(await firing()).toEqual([]);
-  });
+  }, 90_000);
 
   it("a failed run: success 0, the failure counted, the last success kept, and YomuMigrationFailed pages", async () => {
     const successBefore = only(await gatewaySeries(), "yomu_migration_last_success_timestamp_seconds").value;
