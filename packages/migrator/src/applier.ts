@@ -2,7 +2,7 @@ import type pg from "pg";
 import { sleep } from "./connection.js";
 import { recordApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
-import { locate, type Migration } from "./journal.js";
+import { findTransactionControl, locate, type Migration } from "./journal.js";
 import type { EventSink } from "./log.js";
 import type { Batch } from "./plan.js";
 
@@ -36,6 +36,7 @@ export async function applyBatch(client: pg.Client, batch: Batch, options: Apply
 }
 
 async function applyInTransaction(client: pg.Client, migrations: Migration[], options: ApplyOptions): Promise<AppliedMigration[]> {
+  for (const migration of migrations) refuseTransactionControl(migration);
   for (let attempt = 0; ; attempt++) {
     const done: AppliedMigration[] = [];
     await client.query("BEGIN");
@@ -44,6 +45,7 @@ async function applyInTransaction(client: pg.Client, migrations: Migration[], op
         const started = performance.now();
         for (let i = 0; i < migration.statements.length; i++) {
           await runStatement(client, migration, i, options);
+          if (client.getTransactionStatus() === "I") throw transactionEnded(migration, i);
         }
         await recordApplied(client, migration);
         done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
@@ -75,6 +77,33 @@ async function applyAlone(client: pg.Client, migrations: Migration[], options: A
     done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
   }
   return done;
+}
+
+// A COMMIT inside a migration would commit every statement before it, and the rest of the
+// batch would run without a transaction: the opposite of all or nothing.
+function refuseTransactionControl(migration: Migration): void {
+  const found = findTransactionControl(migration);
+  if (!found) return;
+  throw new MigratorError(
+    "MIGRATION_FAILED",
+    `${migration.file}:${found.line}:${found.column}: statement ${found.statement} of ${migration.tag} is a ${found.keyword}, which would end the transaction the run is in; nothing was applied`,
+    {
+      details: { tag: migration.tag, file: migration.file, statement: found.statement, line: found.line, column: found.column },
+      hint: "remove transaction control from the migration: yomu-migrate runs pending migrations in one transaction itself; a statement that cannot run in a transaction goes in a file whose first line is `-- yomu:no-transaction`",
+    },
+  );
+}
+
+function transactionEnded(migration: Migration, index: number): MigratorError {
+  const { line, column } = locate(migration, index, 1);
+  return new MigratorError(
+    "MIGRATION_FAILED",
+    `${migration.file}:${line}:${column}: statement ${index + 1} of ${migration.tag} ended the run's transaction; what ran before it in this batch may be committed`,
+    {
+      details: { tag: migration.tag, file: migration.file, statement: index + 1, line, column },
+      hint: "remove transaction control from the migration, check the schema by hand, and record or undo what was committed",
+    },
+  );
 }
 
 async function shouldRetry(error: unknown, attempt: number, options: ApplyOptions): Promise<boolean> {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { locate, type Migration, NO_TRANSACTION_MARKER, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
+import { findTransactionControl, locate, type Migration, NO_TRANSACTION_MARKER, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
 
 const dir = mkdtempSync(join(tmpdir(), "yomu-journal-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,5 +98,43 @@ describe("readMigrations", () => {
       ["0003_prose", false],
       ["0004_plain", false],
     ]);
+  });
+});
+
+describe("findTransactionControl", () => {
+  it.each([
+    ["COMMIT;", "COMMIT"],
+    ["commit work;", "COMMIT"],
+    ["END;", "END"],
+    ["ROLLBACK;", "ROLLBACK"],
+    ["abort;", "ABORT"],
+    ["PREPARE TRANSACTION 'x';", "PREPARE"],
+    ["CREATE TABLE a (id int); COMMIT; CREATE TABLE b (id int);", "COMMIT"],
+    ["CREATE TABLE a (id int);commit;", "COMMIT"],
+    ["-- tidy up\n/* done */ COMMIT;", "COMMIT"],
+  ])("finds %j", (text, keyword) => {
+    expect(findTransactionControl(fromText(text))?.keyword).toBe(keyword);
+  });
+
+  it.each([
+    "CREATE TABLE commits (id int);",
+    "BEGIN;",
+    "SAVEPOINT s; ROLLBACK TO SAVEPOINT s; RELEASE s;",
+    "ROLLBACK TO s;",
+    "INSERT INTO log VALUES ('x; COMMIT;');",
+    "INSERT INTO log VALUES (E'it\\'s; COMMIT;');",
+    'CREATE TABLE "x;commit" (id int);',
+    "-- COMMIT;\nSELECT 1;",
+    "/* COMMIT; /* nested */ COMMIT; */ SELECT 1;",
+    "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; END; $$;",
+    "DO $body$ BEGIN COMMIT; END $body$;",
+    "SELECT $1::int; SELECT end_date FROM t;",
+  ])("leaves %j alone", (text) => {
+    expect(findTransactionControl(fromText(text))).toBeUndefined();
+  });
+
+  it("names the statement, line and column of the COMMIT in the file", () => {
+    const text = ["CREATE TABLE a (id int);", "CREATE TABLE b (id int);\n  COMMIT;", "CREATE TABLE c (id int);"].join(sep);
+    expect(findTransactionControl(fromText(text))).toEqual({ statement: 2, keyword: "COMMIT", ...editorPosition(text, "COMMIT") });
   });
 });
