@@ -103,7 +103,7 @@ describe("apps/api/Dockerfile", () => {
 
   it("builds with the lockfile frozen and ships only production dependencies", () => {
     const runs = stages.flatMap((s) => of(s, "RUN").map((r) => r.args));
-    expect(runs.some((r) => /pnpm install --frozen-lockfile\b/.test(r) && /pnpm build\b/.test(r))).toBe(true);
+    expect(runs.some((r) => /pnpm install --frozen-lockfile\b/.test(r) && /pnpm (--filter \S+ )?(run )?build\b/.test(r))).toBe(true);
     expect(runs.some((r) => /pnpm install --prod --frozen-lockfile\b/.test(r))).toBe(true);
     // The runtime stage builds nothing: no package manager runs in it.
     expect(
