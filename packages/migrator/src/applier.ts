@@ -69,7 +69,7 @@ async function applyAlone(client: pg.Client, migrations: Migration[], options: A
           await runStatement(client, migration, i, options);
           break;
         } catch (error) {
-          if (!(await shouldRetry(error, attempt, options))) throw error;
+          if (!(await shouldRetry(error, attempt, options))) throw outsideTransaction(error, migration, i);
         }
       }
     }
@@ -77,6 +77,17 @@ async function applyAlone(client: pg.Client, migrations: Migration[], options: A
     done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
   }
   return done;
+}
+
+// The usual hint says the run was rolled back; outside a transaction nothing was, and what
+// PostgreSQL leaves behind (an INVALID index from CREATE INDEX CONCURRENTLY) blocks the rerun.
+function outsideTransaction(error: unknown, migration: Migration, index: number): unknown {
+  if (!(error instanceof MigratorError)) return error;
+  return new MigratorError(error.code, error.message, {
+    cause: error.cause,
+    details: { ...error.details, transactional: false },
+    hint: `${migration.tag} runs outside a transaction (-- yomu:no-transaction), so nothing was rolled back: statements before ${index + 1} stay in effect and the batches before it are applied; a failed CREATE INDEX CONCURRENTLY leaves an INVALID index, so DROP INDEX CONCURRENTLY it before running again`,
+  });
 }
 
 // A COMMIT inside a migration would commit every statement before it, and the rest of the

@@ -201,6 +201,28 @@ describe("a -- yomu:no-transaction migration", () => {
     expect(await recorded()).toEqual(folder.migrations.map((m) => m.when));
   });
 
+  it("that fails leaves the batches before it applied and says nothing was rolled back", async () => {
+    folder.add({ name: "duplicates", statements: ["INSERT INTO accounts (email) VALUES ('a@example.com'), ('a@example.com');"] });
+    const index = folder.add({
+      name: "email_unique",
+      header: "-- yomu:no-transaction",
+      statements: ["CREATE UNIQUE INDEX CONCURRENTLY accounts_email_key ON accounts (email);"],
+    });
+    const run = await up();
+    expect(run.code).toBe(1);
+    const failed = only(run, "migration.failed");
+    expect(failed).toMatchObject({ tag: index.tag, sqlstate: "23505" });
+    expect(failed.hint).toContain("nothing was rolled back");
+    expect(failed.hint).toContain("INVALID");
+    expect(only(run, "migration.run.finished")).toMatchObject({ status: "failed", applied: folder.tags.slice(0, 2) });
+    expect(await recorded()).toEqual(folder.migrations.slice(0, 2).map((m) => m.when));
+    // What PostgreSQL leaves behind, and why the hint asks for a DROP before the rerun.
+    const leftover = await db.query<{ indisvalid: boolean }>(
+      "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('accounts_email_key')",
+    );
+    expect(leftover.rows).toEqual([{ indisvalid: false }]);
+  });
+
   it("is needed: without the marker CREATE INDEX CONCURRENTLY fails with 25001 and a hint naming it", async () => {
     folder.add({ name: "email_index", statements: ["CREATE INDEX CONCURRENTLY accounts_email_idx ON accounts (email);"] });
     const run = await up();
