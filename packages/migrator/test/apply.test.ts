@@ -85,6 +85,33 @@ describe("a failing migration", () => {
   });
 });
 
+describe("the migration session", () => {
+  it("runs under the configured application_name, lock_timeout and statement_timeout", async () => {
+    folder.add({
+      name: "capture_settings",
+      statements: [
+        "CREATE TABLE seen AS SELECT current_setting('application_name') AS app, current_setting('lock_timeout') AS lock_timeout, current_setting('statement_timeout') AS statement_timeout;",
+      ],
+    });
+    const run = await up("--lock-timeout", "750ms", "--statement-timeout", "90s", "--host", "migrate-job-7f9c");
+    expect(run.code, run.stdout).toBe(0);
+    expect((await db.query("SELECT * FROM seen")).rows).toEqual([
+      { app: "yomu-migrate migrate-job-7f9c", lock_timeout: "750ms", statement_timeout: "90s" },
+    ]);
+  });
+
+  it("cancels a statement that runs past --statement-timeout, with SQLSTATE 57014 and a hint naming the setting", async () => {
+    folder.add({ name: "slow", statements: ["CREATE TABLE slow (id integer);", "SELECT pg_sleep(30);"] });
+    const run = await up("--statement-timeout", "300ms");
+    expect(run.code).toBe(1);
+    const failed = only(run, "migration.failed");
+    expect(failed).toMatchObject({ code: "MIGRATION_FAILED", tag: folder.tags[1], statement: 2, sqlstate: "57014" });
+    expect(failed.hint).toContain("--statement-timeout");
+    expect(await tableExists(db.url, "slow")).toBe(false);
+    expect(await recorded()).toEqual([]);
+  });
+});
+
 describe("a migration with a COMMIT of its own", () => {
   // Regression: a COMMIT statement committed everything before it, the rest of the batch ran
   // without a transaction, and a later failure left tables behind while reporting "applied: []".
