@@ -33,7 +33,7 @@ function fromText(text: string): Migration {
 /** What an editor shows for the first occurrence of `needle`. */
 function editorPosition(text: string, needle: string) {
   const lines = text.slice(0, text.indexOf(needle)).split("\n");
-  return { line: lines.length, column: (lines.at(-1)?.length ?? 0) + 1 };
+  return { line: lines.length, column: [...(lines.at(-1) ?? "")].length + 1 };
 }
 
 describe("locate", () => {
@@ -53,6 +53,16 @@ describe("locate", () => {
     const third = m.statements[2] ?? "";
     expect(locate(m, 2, third.indexOf("nope") + 1)).toEqual(editorPosition(text, "nope"));
     expect(editorPosition(text, "nope")).toEqual({ line: 7, column: 18 });
+  });
+
+  // Regression: PostgreSQL's position counts characters; an emoji (two UTF-16 units) earlier in
+  // the statement moved the reported column left by one per emoji.
+  it("counts characters, not UTF-16 units, as PostgreSQL does", () => {
+    const text = ["-- café 🎉 notes\nCREATE TABLE a (id int);", "\n-- 🎉🎉 déjà\nSELECT 🎉, nope_col FROM a;"].join(STATEMENT_BREAKPOINT);
+    const m = fromText(text);
+    const second = m.statements[1] ?? "";
+    const characterPosition = [...second.slice(0, second.indexOf("nope_col"))].length + 1;
+    expect(locate(m, 1, characterPosition)).toEqual({ line: 4, column: 11 });
   });
 
   it("points at the start of a statement for position 1", () => {
@@ -134,7 +144,7 @@ describe("findTransactionControl", () => {
   });
 
   it("names the statement, line and column of the COMMIT in the file", () => {
-    const text = ["CREATE TABLE a (id int);", "CREATE TABLE b (id int);\n  COMMIT;", "CREATE TABLE c (id int);"].join(sep);
+    const text = ["CREATE TABLE a (id int);", "CREATE TABLE b (id int);\n /* 🎉 */ COMMIT;", "CREATE TABLE c (id int);"].join(sep);
     expect(findTransactionControl(fromText(text))).toEqual({ statement: 2, keyword: "COMMIT", ...editorPosition(text, "COMMIT") });
   });
 });

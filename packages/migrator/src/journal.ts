@@ -130,14 +130,25 @@ function displayPath(path: string): string {
   return rel.startsWith("..") ? path : rel;
 }
 
-/** 1-based line and column in a migration file for a 1-based position inside one statement. */
+/**
+ * 1-based line and column in a migration file for a 1-based position inside one statement.
+ * PostgreSQL counts positions in characters, JavaScript strings in UTF-16 units, and the two part
+ * at every character outside the Basic Multilingual Plane (an emoji in a comment): count in
+ * characters, as the server and an editor's column do.
+ */
 export function locate(migration: Migration, statementIndex: number, position: number): { line: number; column: number } {
-  const statement = migration.statements.slice(0, statementIndex + 1);
-  const fileText = statement.join(STATEMENT_BREAKPOINT);
-  const absolute = (migration.offsets[statementIndex] ?? 0) + position - 1;
-  const before = fileText.slice(0, absolute);
+  const statement = migration.statements[statementIndex] ?? "";
+  let units = 0;
+  let characters = 1;
+  for (const character of statement) {
+    if (characters >= position) break;
+    units += character.length;
+    characters++;
+  }
+  const fileText = migration.statements.slice(0, statementIndex + 1).join(STATEMENT_BREAKPOINT);
+  const before = fileText.slice(0, (migration.offsets[statementIndex] ?? 0) + units);
   const lines = before.split("\n");
-  return { line: lines.length, column: (lines[lines.length - 1]?.length ?? 0) + 1 };
+  return { line: lines.length, column: [...(lines[lines.length - 1] ?? "")].length + 1 };
 }
 
 /** Where a migration ends the transaction it runs in: a `COMMIT` or `ROLLBACK` of its own. */
@@ -165,7 +176,7 @@ export function findTransactionControl(migration: Migration): TransactionControl
       endsTransaction.lastIndex = start;
       const match = endsTransaction.exec(text);
       if (match) {
-        const { line, column } = locate(migration, index, start + 1);
+        const { line, column } = locate(migration, index, [...text.slice(0, start)].length + 1);
         return { statement: index + 1, keyword: (match[1] ?? "").split(/\s+/)[0]?.toUpperCase() ?? "", line, column };
       }
     }
