@@ -84,10 +84,10 @@ function timestamp(when: number): string {
   return new Date(when).toISOString().replace(/[-:T]/g, "").slice(0, 14);
 }
 
-/** 1-based line and column of the first `needle` in `text`, as an editor shows them. */
+/** 1-based line and column (in characters, as PostgreSQL counts) of the first `needle` in `text`. */
 export function positionOf(text: string, needle: string): { line: number; column: number } {
   const index = text.indexOf(needle);
   if (index === -1) throw new Error(`${needle} not in text`);
   const before = text.slice(0, index).split("\n");
-  return { line: before.length, column: (before[before.length - 1]?.length ?? 0) + 1 };
+  return { line: before.length, column: [...(before[before.length - 1] ?? "")].length + 1 };
 }
