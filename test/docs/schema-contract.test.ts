@@ -38,11 +38,12 @@ async function liveSchema(): Promise<Contract> {
     `SELECT tablename AS table, indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = 'public' ORDER BY tablename, indexname`,
   );
   const tables: Contract["tables"] = {};
-  for (const c of columns.rows) {
-    tables[c.table] ??= { columns: {}, indexes: {} };
-    tables[c.table].columns[c.column] = { type: c.type, nullable: c.nullable, default: c.default };
-  }
-  for (const i of indexes.rows) (tables[i.table] ??= { columns: {}, indexes: {} }).indexes[i.name] = i.definition;
+  const table = (name: string) => {
+    tables[name] ??= { columns: {}, indexes: {} };
+    return tables[name];
+  };
+  for (const c of columns.rows) table(c.table).columns[c.column] = { type: c.type, nullable: c.nullable, default: c.default };
+  for (const i of indexes.rows) table(i.table).indexes[i.name] = i.definition;
   return { tables };
 }
 
