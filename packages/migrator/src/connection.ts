@@ -63,7 +63,11 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
           hint: "check DATABASE_URL's user, password and database name",
         });
       }
-      if (elapsed + delay > options.timeoutMs || options.signal?.aborted) {
+      if (options.signal?.aborted) {
+        // Stopped by a signal while waiting: not the unreachable database the bound is about.
+        throw new MigratorError("INTERRUPTED", `interrupted while waiting for database ${where}`, { cause: error });
+      }
+      if (elapsed + delay > options.timeoutMs) {
         throw new MigratorError(
           "DATABASE_UNREACHABLE",
           `database ${where} not reachable after ${attempt} attempts over ${Math.round(elapsed / 1000)}s: ${(error as Error).message}`,

@@ -60,4 +60,20 @@ describe("a database that is not up yet", () => {
     expect(failed.message).toContain(`127.0.0.1:${port}/postgres`);
     expect(only(run, "migration.run.finished").status).toBe("failed");
   });
+
+  // Regression: a SIGTERM while waiting for the database was reported as DATABASE_UNREACHABLE
+  // (exit 7, "not reachable after N attempts"), as if the bound had run out.
+  it("stops waiting on SIGTERM and reports the interruption", async () => {
+    const port = await freePort();
+    const runner = startCli(["up", "--connect-timeout", "60s"], {
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      MIGRATIONS_DIR: folder.dir,
+    });
+    await runner.waitFor("migration.db.waiting");
+    runner.child.kill("SIGTERM");
+    const run = await runner.done;
+    expect(run.code).toBe(1);
+    expect(only(run, "migration.interrupted").signal).toBe("SIGTERM");
+    expect(only(run, "migration.failed").code).toBe("INTERRUPTED");
+  });
 });
