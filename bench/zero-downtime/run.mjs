@@ -41,13 +41,21 @@ const flags = {
   tools: { default: "yomu-migrate,drizzle-kit", about: "which tools to run, in this order within each scenario" },
 };
 
-const { values: raw } = parseArgs({
+const { values: raw } = parseFlags({
   options: {
     ...Object.fromEntries(Object.entries(flags).map(([k, f]) => [k, { type: "string", default: f.default }])),
     help: { type: "boolean" },
   },
   strict: true,
 });
+function parseFlags(spec) {
+  try {
+    return parseArgs(spec);
+  } catch (error) {
+    console.error(`error: ${error.message} (--help lists the flags)`);
+    process.exit(2);
+  }
+}
 if (raw.help) {
   console.log("node bench/zero-downtime/run.mjs [flags]   (DATABASE_URL: a superuser URL)\n");
   for (const [name, f] of Object.entries(flags)) console.log(`  --${name.padEnd(18)} ${f.about} (default ${f.default})`);
