@@ -112,6 +112,22 @@ describe("the migration session", () => {
   });
 });
 
+describe("a slow run", () => {
+  it("logs migration.slow as a WARNING with the duration and the threshold, and a quick one does not", async () => {
+    folder.add({ name: "nap", statements: ["SELECT pg_sleep(0.2);"] });
+    const slow = await up("--slow-threshold", "50ms");
+    expect(slow.code).toBe(0);
+    const event = only(slow, "migration.slow");
+    expect(event).toMatchObject({ severity: "WARNING", thresholdMs: 50 });
+    expect(event.durationMs).toBe(only(slow, "migration.run.finished").durationMs);
+    expect(event.durationMs as number).toBeGreaterThan(event.thresholdMs as number);
+
+    const quick = await up("--slow-threshold", "5m");
+    expect(only(quick, "migration.run.finished").status).toBe("noop");
+    expect(eventsNamed(quick, "migration.slow")).toEqual([]);
+  });
+});
+
 describe("a migration with a COMMIT of its own", () => {
   // Regression: a COMMIT statement committed everything before it, the rest of the batch ran
   // without a transaction, and a later failure left tables behind while reporting "applied: []".
