@@ -167,7 +167,6 @@ describe("adopting a database created by init.sql", () => {
       "index idx_bookmarks_user_created",
       "index sessions_user_id_idx",
       "unique sessions_token_hash_unique",
-      "unique uq_bookmarks_user_url",
       "unique users_email_unique",
     ]);
   });

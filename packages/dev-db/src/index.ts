@@ -40,9 +40,38 @@ const INITDB_PASSWORD = "postgres";
  */
 export async function startEmbeddedPostgres(options: EmbeddedServerOptions): Promise<EmbeddedServer> {
   const dataDir = resolve(options.dataDir);
-  const port = await findFreePort(options.port ?? 54329);
   const onLog = options.onLog ?? (() => {});
-  const server = new EmbeddedPostgres({
+  let port = options.port ?? 54329;
+  // A port found free can be taken by another process (a parallel test run) before PostgreSQL
+  // binds it; then PostgreSQL exits and the next free port is tried.
+  for (let attempt = 1; ; attempt++) {
+    port = await findFreePort(port);
+    const server = embeddedServer(dataDir, port, options, onLog);
+    if (!existsSync(join(dataDir, "PG_VERSION"))) {
+      await mkdir(dataDir, { recursive: true });
+      await server.initialise();
+    }
+    try {
+      await server.start();
+    } catch (cause) {
+      if (attempt < 5) {
+        port++;
+        continue;
+      }
+      throw new Error(`embedded PostgreSQL did not start on 127.0.0.1:${port} (data in ${dataDir})`, { cause });
+    }
+    const host = "127.0.0.1";
+    return {
+      url: `postgres://${USER}@${host}:${port}/postgres`,
+      host,
+      port,
+      stop: () => stopServer(server),
+    };
+  }
+}
+
+function embeddedServer(dataDir: string, port: number, options: EmbeddedServerOptions, onLog: (line: string) => void): EmbeddedPostgres {
+  return new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
     user: USER,
@@ -63,22 +92,6 @@ export async function startEmbeddedPostgres(options: EmbeddedServerOptions): Pro
     onLog,
     onError: (err) => onLog(String(err)),
   });
-  if (!existsSync(join(dataDir, "PG_VERSION"))) {
-    await mkdir(dataDir, { recursive: true });
-    await server.initialise();
-  }
-  try {
-    await server.start();
-  } catch (cause) {
-    throw new Error(`embedded PostgreSQL did not start on 127.0.0.1:${port} (data in ${dataDir})`, { cause });
-  }
-  const host = "127.0.0.1";
-  return {
-    url: `postgres://${USER}@${host}:${port}/postgres`,
-    host,
-    port,
-    stop: () => stopServer(server),
-  };
 }
 
 async function stopServer(server: EmbeddedPostgres): Promise<void> {

@@ -151,7 +151,18 @@ function compareKeys(table: SnapshotTable, name: string, live: Live, drifts: Dri
         : `unique constraint ${unique.name} on ${name} (${unique.columns.join(", ")}) is missing`,
     });
   }
+  const expectedUniqueIndexes = Object.values(table.indexes).filter((i) => i.isUnique && i.columns.every((c) => !c.isExpression && c.asc));
   for (const c of liveUniques) {
+    // Reported once, by compareIndexes, as the unique index it stands in for.
+    if (
+      expectedUniqueIndexes.some((i) =>
+        sameList(
+          i.columns.map((col) => col.expression),
+          c.columns,
+        ),
+      )
+    )
+      continue;
     if (!expectedUniques.some((u) => sameList(u.columns, c.columns))) {
       drifts.push({
         kind: "unique",
@@ -169,6 +180,8 @@ function compareKeys(table: SnapshotTable, name: string, live: Live, drifts: Dri
     sameList(c.refColumns, fk.columnsTo) &&
     c.onDelete === (fk.onDelete ?? "no action").toLowerCase() &&
     c.onUpdate === (fk.onUpdate ?? "no action").toLowerCase();
+  const fkTargets = (c: LiveConstraint, fk: (typeof expectedFks)[number]) =>
+    c.refTable === qualified(fk.schemaTo ?? "", fk.tableTo) && sameList(c.columns, fk.columnsFrom) && sameList(c.refColumns, fk.columnsTo);
   for (const fk of expectedFks) {
     const same = liveFks.find((c) => fkMatches(c, fk));
     const describe = `${name} (${fk.columnsFrom.join(", ")}) -> ${fk.tableTo} (${fk.columnsTo.join(", ")}) on delete ${fk.onDelete ?? "no action"}`;
@@ -181,17 +194,17 @@ function compareKeys(table: SnapshotTable, name: string, live: Live, drifts: Dri
       });
       continue;
     }
-    const named = liveFks.find((c) => c.name === fk.name);
+    const named = liveFks.find((c) => c.name === fk.name) ?? liveFks.find((c) => fkTargets(c, fk));
     drifts.push({
       kind: "foreign-key",
       object: fk.name,
       message: named
-        ? `foreign key ${fk.name} differs: database has (${named.columns.join(", ")}) -> ${named.refTable} (${named.refColumns.join(", ")}) on delete ${named.onDelete}, migrations say ${describe}`
+        ? `foreign key ${fk.name} differs: database has ${named.name === fk.name ? "" : `${named.name} `}(${named.columns.join(", ")}) -> ${named.refTable} (${named.refColumns.join(", ")}) on delete ${named.onDelete} on update ${named.onUpdate}, migrations say ${describe} on update ${fk.onUpdate ?? "no action"}`
         : `foreign key ${fk.name} ${describe} is missing`,
     });
   }
   for (const c of liveFks) {
-    if (!expectedFks.some((fk) => fk.name === c.name || fkMatches(c, fk))) {
+    if (!expectedFks.some((fk) => fk.name === c.name || fkTargets(c, fk))) {
       drifts.push({ kind: "foreign-key", object: c.name, message: `foreign key ${c.name} on ${name} exists but no migration adds it` });
     }
   }
@@ -199,6 +212,7 @@ function compareKeys(table: SnapshotTable, name: string, live: Live, drifts: Dri
 
 function compareIndexes(table: SnapshotTable, name: string, indexes: LiveIndex[], drifts: Drift[]): void {
   const standalone = indexes.filter((i) => !i.constraint);
+  const backingConstraints = indexes.filter((i) => i.constraint);
   const expected = Object.values(table.indexes).map((index) => ({
     name: index.name,
     unique: index.isUnique,
@@ -211,6 +225,7 @@ function compareIndexes(table: SnapshotTable, name: string, indexes: LiveIndex[]
     const named = standalone.find((i) => i.name === want.name);
     if (named && same(named, want)) continue;
     const twin = standalone.find((i) => same(i, want));
+    const asConstraint = want.unique ? backingConstraints.find((i) => same(i, want)) : undefined;
     const shape = `${want.unique ? "unique " : ""}index ${want.name} on ${name} (${want.columns.join(", ")})`;
     drifts.push({
       kind: "index",
@@ -219,7 +234,9 @@ function compareIndexes(table: SnapshotTable, name: string, indexes: LiveIndex[]
         ? `${shape} differs: database has ${named.unique ? "unique " : ""}(${named.columns.join(", ")}) using ${named.method}`
         : twin
           ? `${shape} exists under another name: ${twin.name}`
-          : `${shape} is missing`,
+          : asConstraint
+            ? `${shape} exists as unique constraint ${asConstraint.name} instead (same columns; a constraint, not an index)`
+            : `${shape} is missing`,
     });
   }
   for (const live of standalone) {

@@ -1,4 +1,5 @@
 export { applyBatch } from "./applier.js";
+export { BASELINE_TAG, baselineFile, rewriteBaseline } from "./baseline.js";
 export { runCli } from "./cli.js";
 export { type Config, parseConfig, settings } from "./config.js";
 export { connect, describeDatabase } from "./connection.js";
@@ -8,7 +9,7 @@ export { DRIZZLE_SCHEMA, DRIZZLE_TABLE, readApplied } from "./drizzle-table.js";
 export { parseDuration } from "./duration.js";
 export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js";
 export { HISTORY_TABLE, type HistoryRow, recentRuns } from "./history.js";
-export { type Migration, NO_TRANSACTION_MARKER, readMigrations } from "./journal.js";
+export { type Migration, NO_TRANSACTION_MARKER, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
 export { changedMigrations, type Finding, lint } from "./lint.js";
 export { lockHolder, MIGRATION_LOCK_KEY, withAdvisoryLock } from "./lock.js";
 export { createLogger, type EventSink, type Logger, type MigratorEvent, redact, type Severity } from "./log.js";

@@ -271,6 +271,25 @@ describe("verify", () => {
     );
   });
 
+  it("says how a foreign key differs, and names a unique constraint standing in for a unique index once", async () => {
+    await db.query("ALTER TABLE bookmarks DROP CONSTRAINT bookmarks_user_id_users_id_fk");
+    await db.query("ALTER TABLE bookmarks ADD CONSTRAINT fk_bookmarks_user FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE RESTRICT");
+    await db.query("DROP INDEX bookmarks_user_id_url_key");
+    await db.query("ALTER TABLE bookmarks ADD CONSTRAINT uq_bookmarks_user_url UNIQUE (user_id, url)");
+    const run = await runCli(["verify"], env());
+    const problems = eventsNamed(run, "migration.verify.problem").map((e) => e.message);
+    expect(problems).toContainEqual(
+      expect.stringMatching(
+        /foreign key bookmarks_user_id_users_id_fk differs: database has fk_bookmarks_user .* on delete restrict .*migrations say .* on delete cascade/,
+      ),
+    );
+    expect(problems).toContainEqual(
+      expect.stringMatching(/unique index bookmarks_user_id_url_key .* exists as unique constraint uq_bookmarks_user_url instead/),
+    );
+    expect(problems.filter((p) => p.includes("uq_bookmarks_user_url"))).toHaveLength(1);
+    expect(problems.filter((p) => p.includes("fk_bookmarks_user"))).toHaveLength(1);
+  });
+
   it("names a checksum mismatch by file", async () => {
     await withClient(db.url, (c) => c.query("UPDATE drizzle.__drizzle_migrations SET hash = 'edited'"));
     const run = await runCli(["verify", "--json"], env());
