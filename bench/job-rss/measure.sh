@@ -2,7 +2,8 @@
 # Peak memory of the migration Job's two candidate commands on a no-op run (schema already
 # current), to choose the lighter one for k8s/yomu/migration-job.yaml. The pod's memory limit
 # counts every process in the container, so besides GNU time's %M (the largest single process)
-# this samples the whole process tree and reports the peak of its summed RSS.
+# this samples the whole process tree and reports the peak of its summed RSS. Last, the chosen
+# command on runs that apply every migration, to compare with the Job's 128Mi request.
 #
 # usage: bench/job-rss/measure.sh [runs]   (DATABASE_URL: a superuser URL, default local PostgreSQL 15)
 # needs: pnpm build, GNU time (apt-get install -y time), ps.
@@ -50,3 +51,13 @@ measure() {
 
 measure "pnpm --filter @yomu/api db:migrate" pnpm --silent --filter @yomu/api db:migrate
 measure "node apps/api/dist/shared/db/migrate.js" node apps/api/dist/shared/db/migrate.js up
+
+# For scale: the chosen command on a run that applies every shipped migration to an empty database.
+out=$(mktemp)
+for i in $(seq "$runs"); do
+  psql "$admin" -qc "CREATE DATABASE ${db}_apply" >/dev/null
+  DATABASE_URL="${url}_apply" LOG_FORMAT=json /usr/bin/time -f %M -o "$out" node apps/api/dist/shared/db/migrate.js up >/dev/null
+  psql "$admin" -qc "DROP DATABASE ${db}_apply WITH (FORCE)" >/dev/null
+  printf '%-42s run %d  largest process %6d KiB  (applying)\n' "node apps/api/dist/shared/db/migrate.js" "$i" "$(tail -1 "$out")"
+done
+rm -f "$out"
