@@ -42,6 +42,6 @@ describe("k8s/yomu/migration-job.yaml", () => {
       entry.steps.flatMap((step) => (step.env?.MIGRATION_TIMEOUT === undefined ? [] : [step.env.MIGRATION_TIMEOUT])),
     );
     expect(waits).toEqual([300, 300]);
-    expect(job?.spec.activeDeadlineSeconds).toBeLessThanOrEqual(300);
+    expect(job?.spec.activeDeadlineSeconds).toBeLessThan(300);
   });
 });

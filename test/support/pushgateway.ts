@@ -14,11 +14,14 @@ export interface Sample {
   value: number;
 }
 
-/** Starts Debian's prometheus-pushgateway (installed by .ci/run) on a free loopback port. */
+/**
+ * Starts Debian's prometheus-pushgateway (installed by .ci/run) on a free loopback port, keeping
+ * nothing on disk: Debian's build would otherwise load every earlier test run's groups.
+ */
 export async function startPushgateway(): Promise<Pushgateway> {
   const binary = execFileSync("sh", ["-c", "command -v prometheus-pushgateway || echo /usr/bin/prometheus-pushgateway"]).toString().trim();
   const port = await freePort();
-  const child: ChildProcess = spawn(binary, [`--web.listen-address=127.0.0.1:${port}`], { stdio: "ignore" });
+  const child: ChildProcess = spawn(binary, [`--web.listen-address=127.0.0.1:${port}`, "--persistence.file="], { stdio: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try {
