@@ -129,7 +129,7 @@ describe("a migration Job that fails", () => {
 describe("a migration Job that never finishes", () => {
   let run: Run;
   beforeAll(async () => {
-    run = await deploy("job-hangs", { MIGRATION_TIMEOUT: "3" });
+    run = await deploy("job-hangs", { MIGRATION_TIMEOUT: "5" });
   });
 
   it("gives up at MIGRATION_TIMEOUT with exit 11, leaves the Job alone and the Deployment untouched", () => {
@@ -137,7 +137,7 @@ describe("a migration Job that never finishes", () => {
     expect(deploymentChanges(run)).toEqual([]);
     expect(verbs(run)).not.toContain("delete job");
     expect(verbs(run).filter((verb) => verb === "get job").length).toBeGreaterThanOrEqual(2);
-    expect(run.stdout).toContain("did not finish within 3s");
+    expect(run.stdout).toContain("did not finish within 5s");
   });
 
   it("pages on-call with the timeout", () => {
