@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { startLoad } from "./load.mjs";
-import { longestGap, round, summarize, table } from "./stats.mjs";
+import { longestGap, median, round, summarize, table } from "./stats.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -39,6 +39,7 @@ const flags = {
   "migration-timeout": { default: "120s", about: "a migration still running after this is killed" },
   scenarios: { default: "a,b,c", about: "which scenarios to run" },
   tools: { default: "yomu-migrate,drizzle-kit", about: "which tools to run, in this order within each scenario" },
+  repeat: { default: "1", about: "rounds of every scenario and tool; with more than one, a table of medians follows" },
 };
 
 const { values: raw } = parseFlags({
@@ -95,6 +96,7 @@ function readConfig(values) {
     rows: count("rows", 1),
     users: count("users", 1),
     rate: count("rate", 1),
+    repeat: count("repeat", 1),
     connections: count("connections", 1),
     postShare: Number(values["post-share"]),
     warmupMs: duration("warmup"),
@@ -227,6 +229,8 @@ async function buildTemplate() {
       [perUser, config.rows],
     );
     await client.query("VACUUM (ANALYZE) users, bookmarks");
+    // Writes the fill's dirty pages out now; otherwise the first measured run pays for them.
+    await client.query("CHECKPOINT");
     const { rows } = await client.query("SELECT id FROM users");
     return rows.map((r) => r.id);
   });
@@ -541,7 +545,7 @@ function report(results, template, meta) {
     const p99Ratio = ratio(r.during.p99, r.before.p99);
     return [
       r.tool,
-      r.scenario,
+      config.repeat > 1 ? `${r.scenario} #${r.round}` : r.scenario,
       r.during.failed,
       r.whole.failed,
       ms(r.before.p50),
@@ -584,6 +588,43 @@ function report(results, template, meta) {
     ),
   );
   out();
+  if (config.repeat > 1) {
+    out(`Medians over ${config.repeat} rounds:`);
+    out();
+    const groups = new Map();
+    for (const r of results) {
+      const key = `${r.tool}\u0000${r.scenario}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(r);
+    }
+    out(
+      table(
+        [
+          "tool",
+          "scenario",
+          "failed during",
+          "p99 before ms",
+          "p99 during ms",
+          "p99 during/before",
+          "longest gap s",
+          "migration wall s",
+          "migration ok",
+        ],
+        [...groups.values()].map((list) => [
+          list[0].tool,
+          list[0].scenario,
+          median(list.map((r) => r.during.failed)),
+          ms(median(list.map((r) => r.before.p99))),
+          ms(median(list.map((r) => r.during.p99))),
+          `${round(median(list.map((r) => ratio(r.during.p99, r.before.p99) ?? Number.NaN)), 2)}x`,
+          round(median(list.map((r) => r.longestGapMs)) / 1000, 2),
+          round(median(list.map((r) => r.migration.wallMs)) / 1000, 2),
+          `${list.filter((r) => r.migration.exitCode === 0).length}/${list.length}`,
+        ]),
+      ),
+    );
+    out();
+  }
   out("Per request kind, during the migration (p99 ms, max ms, answered):");
   out();
   out(
@@ -602,7 +643,7 @@ function report(results, template, meta) {
       ],
       results.map((r) => [
         r.tool,
-        r.scenario,
+        config.repeat > 1 ? `${r.scenario} #${r.round}` : r.scenario,
         ms(r.during.byKind.GET.p99),
         ms(r.during.byKind.GET.max),
         r.during.byKind.GET.answered,
@@ -625,7 +666,7 @@ function report(results, template, meta) {
       .concat(Object.entries(r.apiErrors).map(([m, n]) => `the API logged ${n}x "${m}"`))
       .concat(r.whole.failedLatency ? [`failed responses took ${r.whole.failedLatency.min}-${r.whole.failedLatency.max} ms`] : []);
     out(
-      `- ${r.tool}, ${r.scenario}: failed ${r.during.failed === 0 ? "0 (met)" : `${r.during.failed} (MISSED)`}; ` +
+      `- ${r.tool}, ${r.scenario}${config.repeat > 1 ? ` #${r.round}` : ""}: failed ${r.during.failed === 0 ? "0 (met)" : `${r.during.failed} (MISSED)`}; ` +
         `p99 ${p99Ratio === null ? "n/a" : `${round(p99Ratio, 2)}x (${p99Ratio <= 2 ? "met" : "MISSED"})`}; ` +
         `migration ${round(r.migration.wallMs / 1000, 2)}s` +
         (r.migration.runDurationMs ? ` (its own run ${round(r.migration.runDurationMs / 1000, 2)}s)` : "") +
@@ -676,16 +717,19 @@ try {
   const migrations = {};
   for (const tool of config.tools) for (const set of ["note", "title"]) migrations[`${tool}/${set}`] = writeMigrations(tool, set);
   const results = [];
-  for (const scenario of config.scenarios) {
-    for (const contender of contenders) {
-      if (interrupted) break;
-      console.log(`running ${contender.label}, scenario ${scenario}...`);
-      const result = await runOne(template, contender, scenario, migrations[`${contender.tool}/${scenarios[scenario].set}`]);
-      results.push(result);
-      console.log(
-        `  failed during ${result.during.failed}, p99 ${ms(result.before.p99)} -> ${ms(result.during.p99)} ms, ` +
-          `migration ${round(result.migration.wallMs / 1000, 2)}s, exit ${result.migration.exitCode}`,
-      );
+  for (let n = 1; n <= config.repeat; n++) {
+    for (const scenario of config.scenarios) {
+      for (const contender of contenders) {
+        if (interrupted) break;
+        console.log(`running ${contender.label}, scenario ${scenario}${config.repeat > 1 ? `, round ${n}` : ""}...`);
+        const result = await runOne(template, contender, scenario, migrations[`${contender.tool}/${scenarios[scenario].set}`]);
+        result.round = n;
+        results.push(result);
+        console.log(
+          `  failed during ${result.during.failed}, p99 ${ms(result.before.p99)} -> ${ms(result.during.p99)} ms, ` +
+            `migration ${round(result.migration.wallMs / 1000, 2)}s, exit ${result.migration.exitCode}`,
+        );
+      }
     }
   }
   const finishedAt = new Date().toISOString();

@@ -1,5 +1,12 @@
 // Cutting one run's requests into windows and summarising each.
 
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Nearest-rank percentile of an ascending array; null when empty. */
 export function percentile(sorted, p) {
   if (sorted.length === 0) return null;
