@@ -1,16 +1,12 @@
 import { createRequire } from "node:module";
-import { baselineFile } from "./baseline.js";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
-import { rollBack } from "./down.js";
 import { ExitCode, MigratorError } from "./errors.js";
-import { readMigrations } from "./journal.js";
-import { type BaseJournal, changedMigrations, lint } from "./lint.js";
-import { createLogger, type Logger } from "./log.js";
+import type { BaseJournal } from "./lint.js";
+import { createLogger, type Logger, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
 import { readStatus, type Status } from "./status.js";
-import { verify } from "./verify.js";
 
 /**
  * The `yomu-migrate` command line: parses `argv` and `env`, runs the command, and returns the
@@ -26,9 +22,12 @@ export async function runCli(argv: readonly string[], env: Record<string, string
   }
   const parsed = parseConfig(argv, env, { isTTY: Boolean(process.stdout.isTTY) });
   if (!parsed.ok) {
-    process.stderr.write(
-      `${parsed.problems.map((p) => `yomu-migrate: ${p}`).join("\n")}\n(yomu-migrate --help lists commands and settings)\n`,
-    );
+    // A problem may quote what was typed, and what was typed may be a connection string.
+    const secrets = [env.DATABASE_URL, ...argv]
+      .map((text) => (text ? passwordOf(text.replace(/^--[\w-]+=/, "")) : undefined))
+      .filter((p): p is string => Boolean(p));
+    const text = `${parsed.problems.map((p) => `yomu-migrate: ${p}`).join("\n")}\n(yomu-migrate --help lists commands and settings)\n`;
+    process.stderr.write(redact(text, secrets));
     return ExitCode.usage;
   }
   const config = parsed.config;
@@ -49,7 +48,7 @@ export async function runCli(argv: readonly string[], env: Record<string, string
       case "verify":
         return await verifyCommand(config, log);
       case "baseline":
-        return baseline(config, log);
+        return await baseline(config, log);
       case "lint":
         return await lintCommand(config, log);
       case "down":
@@ -61,6 +60,8 @@ export async function runCli(argv: readonly string[], env: Record<string, string
 }
 
 async function lintCommand(config: Config, log: Logger): Promise<number> {
+  const { changedMigrations, lint } = await import("./lint.js");
+  const { readMigrations } = await import("./journal.js");
   let files = config.files;
   let base: BaseJournal | undefined;
   if (files.length === 0 && config.base) {
@@ -87,6 +88,7 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
 }
 
 async function down(config: Config, log: Logger): Promise<number> {
+  const { rollBack } = await import("./down.js");
   const result = await rollBack({
     databaseUrl: config.databaseUrl,
     dir: config.dir,
@@ -163,6 +165,7 @@ async function status(config: Config, log: Logger): Promise<number> {
 }
 
 async function verifyCommand(config: Config, log: Logger): Promise<number> {
+  const { verify } = await import("./verify.js");
   const result = await verify({
     databaseUrl: config.databaseUrl,
     dir: config.dir,
@@ -209,7 +212,8 @@ function statusTable(state: Status, config: Config): string {
   return lines.join("\n");
 }
 
-function baseline(config: Config, log: Logger): number {
+async function baseline(config: Config, log: Logger): Promise<number> {
+  const { baselineFile } = await import("./baseline.js");
   const result = baselineFile(config.file as string, { check: config.check });
   for (const skip of result.untouched) {
     log({

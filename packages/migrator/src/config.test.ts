@@ -112,3 +112,12 @@ describe("parseConfig", () => {
     expect(problems([], { DATABASE_URL: url, PUSHGATEWAY_URL: "pushgateway:9091" }).join("\n")).toContain("PUSHGATEWAY_URL");
   });
 });
+
+describe("a DATABASE_URL that is set but invalid", () => {
+  // Regression: it was reported twice, as invalid and as "no database: set DATABASE_URL".
+  it("is one problem, naming the variable", () => {
+    const result = parseConfig([], { DATABASE_URL: "localhost:5432/app" }, { isTTY: false });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems.filter((p) => p.includes("DATABASE_URL"))).toHaveLength(1);
+  });
+});

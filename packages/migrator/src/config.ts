@@ -262,7 +262,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     problems.push("baseline needs a migration file: yomu-migrate baseline <file.sql>");
   // baseline never connects; lint connects only to find pending migrations.
   const needsDatabase = chosen !== "baseline" && !(chosen === "lint" && (files.length > 0 || config.base !== undefined));
-  if (config.databaseUrl === undefined && !config.help && needsDatabase) {
+  if (!raw.has("databaseUrl") && !config.help && needsDatabase) {
     problems.push("no database: set DATABASE_URL or pass --database-url");
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: config as unknown as Config };

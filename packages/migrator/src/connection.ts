@@ -41,10 +41,13 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
   const where = describeDatabase(options.url);
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
+    const remaining = options.timeoutMs - (Date.now() - started);
     const client = new pg.Client({
       connectionString: options.url,
       application_name: options.applicationName,
-      connectionTimeoutMillis: 5000,
+      // Each attempt gets at most what is left of --connect-timeout, so a server that never
+      // answers cannot stretch the bound by a whole attempt.
+      connectionTimeoutMillis: Math.max(1000, Math.min(5000, remaining)),
     });
     try {
       await client.connect();

@@ -170,6 +170,14 @@ describe("a password in DATABASE_URL", () => {
     }
   }
 
+  // Regression: a stray argument was quoted verbatim on stderr, password and all.
+  it("never appears when a connection string is typed where no argument belongs", async () => {
+    const run = await runCli(["status", `postgres://app:${secret}@127.0.0.1:9/yomu`], {});
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unexpected argument");
+    expectNoSecret(run);
+  });
+
   it("never appears when a migration fails", async () => {
     const bad = new MigrationsFolder([{ name: "bad", statements: [`SELECT '${secret.slice(0, 2)}' FROM no_such_table;`] }]);
     try {
