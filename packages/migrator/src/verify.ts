@@ -57,6 +57,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       }
     } else if (latest) {
       for (const drift of await detectDrift(client, latest.snapshot)) problems.push(drift);
+    } else {
+      options.onEvent?.({
+        event: "migration.verify.no_snapshot",
+        severity: "WARNING",
+        message: `no drizzle-kit snapshot for the newest migration in ${options.dir}: the live schema was not compared`,
+      });
     }
     return {
       clean: problems.length === 0,

@@ -290,6 +290,21 @@ describe("verify", () => {
     expect(problems.filter((p) => p.includes("fk_bookmarks_user"))).toHaveLength(1);
   });
 
+  it("checks checksums and order without a snapshot, and warns that the schema was not compared", async () => {
+    const folder = new MigrationsFolder([{ name: "plain", statements: ["CREATE TABLE plain (id int)"] }]);
+    const other = await createTestDatabase("verify_plain");
+    try {
+      expect((await runCli([], { DATABASE_URL: other.url, MIGRATIONS_DIR: folder.dir })).code).toBe(0);
+      const run = await runCli(["verify"], { DATABASE_URL: other.url, MIGRATIONS_DIR: folder.dir });
+      expect(run.code).toBe(0);
+      expect(only(run, "migration.verify.no_snapshot").severity).toBe("WARNING");
+      expect(only(run, "migration.verify.finished")).toMatchObject({ clean: true, snapshot: null });
+    } finally {
+      await other.drop();
+      folder.remove();
+    }
+  });
+
   it("names a checksum mismatch by file", async () => {
     await withClient(db.url, (c) => c.query("UPDATE drizzle.__drizzle_migrations SET hash = 'edited'"));
     const run = await runCli(["verify", "--json"], env());
