@@ -1,66 +1,21 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
+import type { CliRun, LogLine } from "../../packages/migrator/test/support/cli.js";
 import type { TestDatabase } from "../support/database.js";
 
 export const root = join(import.meta.dirname, "../..");
 export const migrationsDir = join(root, "drizzle/migrations");
 export const legacySqlFile = join(root, "docker/postgres/init.sql.deprecated");
-const cliBin = join(root, "packages/migrator/bin/yomu-migrate.js");
+/** The compiled `yomu-migrate` as its own process, the way Compose and the Job run it. */
+export { type CliRun, runCli as yomuMigrate, withClient } from "../../packages/migrator/test/support/cli.js";
 
-export interface CliRun {
-  code: number | null;
-  events: Record<string, any>[];
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the compiled `yomu-migrate` as its own process, the way Compose and the Job do. */
-export function yomuMigrate(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [cliBin, ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? "", LOG_FORMAT: "json", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, events: jsonLines(stdout), stdout, stderr }));
-  });
-}
-
-export function jsonLines(text: string): Record<string, any>[] {
-  return text
-    .split("\n")
-    .filter((l) => l.startsWith('{"'))
-    .map((l) => JSON.parse(l) as Record<string, any>);
-}
-
-export function finished(run: CliRun): Record<string, any> | undefined {
+export function finished(run: CliRun): LogLine | undefined {
   return run.events.find((e) => e.event === "migration.run.finished");
 }
 
 /** Creates the schema the way the retired init.sql did, on one connection, as psql -f would. */
 export async function loadLegacySchema(db: TestDatabase): Promise<void> {
   await db.query(readFileSync(legacySqlFile, "utf8"));
-}
-
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 export interface Catalog {

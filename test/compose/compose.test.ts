@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { freePort } from "../support/net.js";
 
 // T029 without a Docker engine: take the API service's command and environment from
 // docker-compose.yml and run exactly that, from the repository root (the image's /app has the
@@ -28,17 +28,6 @@ function commandOf(service: Record<string, any>): string[] {
   const command = service.command;
   if (Array.isArray(command)) return command.map(String);
   throw new Error(`the ${"api"} service's command should be a list, so no shell re-parses it: ${JSON.stringify(command)}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => done(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 interface Running {

@@ -4,6 +4,7 @@ import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { freePort } from "../support/net.js";
 import {
   argvOf,
   type ContainerRun,
@@ -208,16 +209,6 @@ describe("the api container, probed as the kubelet would", () => {
     expect(child.exitCode).toBe(0);
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (!address || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
 
 async function untilListening(port: number, child: ReturnType<typeof startContainer>): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {

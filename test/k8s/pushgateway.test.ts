@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { freePort } from "../support/net.js";
 import {
   type ContainerRun,
   configMap,
@@ -237,13 +237,3 @@ async function firing(): Promise<Obj[]> {
 }
 
 const untilFiring = (name: string) => poll(name, async () => (await firing()).find((a) => a.labels.alertname === name));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (!address || typeof address === "string") throw new Error("no port");
-  return address.port;
-}

@@ -1,8 +1,8 @@
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../../test/support/net.js";
 import { type EmbeddedServer, startEmbeddedPostgres } from "../../dev-db/dist/index.js";
 import { drizzleRows, eventsNamed, only, runCli, startCli, tableExists } from "./support/cli.js";
 import { MigrationsFolder } from "./support/migrations.js";
@@ -13,19 +13,6 @@ afterAll(async () => {
   await server?.stop();
   folder.remove();
 });
-
-/** A loopback port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe("a database that is not up yet", () => {
   it("is waited for, with migration.db.waiting events, and migrated once it comes up", { timeout: 120_000 }, async () => {

@@ -2,7 +2,8 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
-import { freePort, type Pushgateway, type Sample, startPushgateway } from "../../../test/support/pushgateway.js";
+import { freePort } from "../../../test/support/net.js";
+import { type Pushgateway, type Sample, startPushgateway } from "../../../test/support/pushgateway.js";
 import { eventsNamed, only, runCli, startCli, takeMigrationLock, withClient } from "./support/cli.js";
 import { MigrationsFolder } from "./support/migrations.js";
 
