@@ -42,10 +42,13 @@ export function createApp(deps: AppDeps) {
 
   app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => {
+    // drizzle wraps the driver's error as "Failed query: <sql>"; the reason is on `cause`.
+    const cause = error.cause as { message?: string; code?: string } | undefined;
     deps.log({
       event: "http.error",
       severity: "ERROR",
-      message: error.message,
+      message: cause?.message ? `${error.message.split("\n")[0]}: ${cause.message}` : error.message,
+      code: cause?.code ?? null,
       method: c.req.method,
       path: c.req.path,
       ...(process.env.DEBUG ? { stack: error.stack } : {}),

@@ -151,3 +151,24 @@ describe("listing a user's bookmarks", () => {
     expect(plan).not.toContain("Sort");
   });
 });
+
+describe("an error the API did not expect", () => {
+  it("answers a JSON 500 and logs the database's reason, not only drizzle's 'Failed query'", async () => {
+    const empty = await createTestDatabase("api_empty");
+    const broken = createDatabase(empty.url);
+    const errors: Array<Record<string, unknown>> = [];
+    const brokenLog = Object.assign((e: Record<string, unknown>) => errors.push(e), { addSecret() {} });
+    try {
+      const api = createApp({ db: broken.db, checkReady: createReadinessCheck(broken.pool, migrationsDir()), log: brokenLog });
+      const res = await api.request("/users/00000000-0000-4000-8000-000000000000");
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: { code: "internal", message: "internal error" } });
+      const logged = errors.find((e) => e.event === "http.error");
+      expect(logged?.message).toMatch(/relation "users" does not exist/);
+      expect(logged?.code).toBe("42P01");
+    } finally {
+      await broken.close();
+      await empty.drop();
+    }
+  });
+});

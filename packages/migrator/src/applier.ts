@@ -13,12 +13,25 @@ const QUERY_CANCELED = "57014";
 
 export interface ApplyOptions {
   onEvent: EventSink;
+  /** The session's `lock_timeout`, restored after a CONCURRENTLY statement lifts it. */
+  lockTimeoutMs: number;
   /** How many times a batch is retried after hitting `lock_timeout`. */
   lockRetries: number;
-  /** First pause before a retry, in ms; doubles each time. */
+  /** First pause before a retry, in ms; doubles each time up to `maxRetryDelayMs`, with jitter. */
   retryDelayMs: number;
+  maxRetryDelayMs?: number;
   signal?: AbortSignal;
 }
+
+/**
+ * `CREATE INDEX`, `REINDEX` and `DROP INDEX` with CONCURRENTLY take locks that reads and writes
+ * never wait behind, but they wait themselves for every open transaction on the table. Under
+ * `lock_timeout` they give up and, for CREATE, leave an INVALID index that makes the retry fail
+ * with 42P07; so they run with `lock_timeout` off, bounded by `statement_timeout` instead.
+ */
+const CONCURRENT_INDEX = /^\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|REINDEX\s+\w+|DROP\s+INDEX)\s+CONCURRENTLY\b/i;
+const CREATE_INDEX_CONCURRENTLY =
+  /^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:"(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[\w$]+))?)/i;
 
 export interface AppliedMigration {
   tag: string;
@@ -64,11 +77,21 @@ async function applyAlone(client: pg.Client, migrations: Migration[], options: A
   for (const migration of migrations) {
     const started = performance.now();
     for (let i = 0; i < migration.statements.length; i++) {
+      const sql = withoutComments(migration.statements[i] ?? "");
+      const concurrent = CONCURRENT_INDEX.test(sql);
+      const index = CREATE_INDEX_CONCURRENTLY.exec(sql)?.[1];
       for (let attempt = 0; ; attempt++) {
         try {
-          await runStatement(client, migration, i, options);
+          if (index) await dropInvalidIndex(client, index, migration, options);
+          if (concurrent) await client.query("SET lock_timeout = 0");
+          try {
+            await runStatement(client, migration, i, options);
+          } finally {
+            if (concurrent) await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs)}`).catch(() => {});
+          }
           break;
         } catch (error) {
+          if (index) await dropInvalidIndex(client, index, migration, options).catch(() => {});
           if (!(await shouldRetry(error, attempt, options))) throw outsideTransaction(error, migration, i);
         }
       }
@@ -79,6 +102,35 @@ async function applyAlone(client: pg.Client, migrations: Migration[], options: A
   return done;
 }
 
+/**
+ * A CREATE INDEX CONCURRENTLY that failed or was interrupted (here or in an earlier run) leaves
+ * an INVALID index under its name; `IF NOT EXISTS` would then skip the build and keep it.
+ */
+async function dropInvalidIndex(client: pg.Client, name: string, migration: Migration, options: ApplyOptions): Promise<void> {
+  const { rows } = await client.query<{ invalid: boolean }>(
+    "SELECT NOT i.indisvalid AS invalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+    [name],
+  );
+  if (!rows[0]?.invalid) return;
+  options.onEvent({
+    event: "migration.index.invalid_dropped",
+    severity: "WARNING",
+    message: `dropping INVALID index ${name} left by an unfinished CREATE INDEX CONCURRENTLY, so ${migration.tag} can build it again`,
+    tag: migration.tag,
+    index: name,
+  });
+  await client.query("SET lock_timeout = 0");
+  try {
+    await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  } finally {
+    await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs)}`).catch(() => {});
+  }
+}
+
+function withoutComments(sql: string): string {
+  return sql.replace(/--[^\n]*/g, "").trim();
+}
+
 // The usual hint says the run was rolled back; outside a transaction nothing was, and what
 // PostgreSQL leaves behind (an INVALID index from CREATE INDEX CONCURRENTLY) blocks the rerun.
 function outsideTransaction(error: unknown, migration: Migration, index: number): unknown {
@@ -86,7 +138,7 @@ function outsideTransaction(error: unknown, migration: Migration, index: number)
   return new MigratorError(error.code, error.message, {
     cause: error.cause,
     details: { ...error.details, transactional: false },
-    hint: `${migration.tag} runs outside a transaction (-- yomu:no-transaction), so nothing was rolled back: statements before ${index + 1} stay in effect and the batches before it are applied; a failed CREATE INDEX CONCURRENTLY leaves an INVALID index, so DROP INDEX CONCURRENTLY it before running again`,
+    hint: `${migration.tag} runs outside a transaction (-- yomu:no-transaction), so nothing was rolled back: statements before ${index + 1} stay in effect and the batches before it are applied; the INVALID index a failed CREATE INDEX CONCURRENTLY leaves is dropped, so fix the cause and run again`,
   });
 }
 
@@ -124,7 +176,9 @@ async function shouldRetry(error: unknown, attempt: number, options: ApplyOption
     error.details.retries = attempt;
     return false;
   }
-  const delay = options.retryDelayMs * 2 ** attempt;
+  // Doubling, capped, with ±20% jitter so runners and blockers do not fall into step.
+  const base = Math.min(options.retryDelayMs * 2 ** attempt, options.maxRetryDelayMs ?? 5_000);
+  const delay = Math.round(base * (0.8 + Math.random() * 0.4));
   options.onEvent({
     event: "migration.lock_timeout.retry",
     severity: "WARNING",

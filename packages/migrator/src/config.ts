@@ -85,7 +85,7 @@ export const settings: readonly Setting[] = [
     flag: "lock-timeout",
     env: "MIGRATION_LOCK_TIMEOUT",
     kind: "duration",
-    fallback: "5s",
+    fallback: "250ms",
     about: "lock_timeout for each statement; a statement that waits longer is retried",
   },
   {
@@ -93,8 +93,8 @@ export const settings: readonly Setting[] = [
     flag: "lock-retries",
     env: "MIGRATION_LOCK_RETRIES",
     kind: "count",
-    fallback: "5",
-    about: "retries after a lock_timeout, with doubling pauses from 1s",
+    fallback: "10",
+    about: "retries after a lock_timeout, pausing 0.5s, doubling up to 5s",
   },
   {
     key: "statementTimeoutMs",

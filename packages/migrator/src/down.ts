@@ -11,6 +11,7 @@ import { type Migration, readMigrations, STATEMENT_BREAKPOINT } from "./journal.
 import { withAdvisoryLock } from "./lock.js";
 import type { EventSink } from "./log.js";
 import { planMigrations } from "./plan.js";
+import { defaults } from "./runner.js";
 
 export interface DownOptions {
   databaseUrl: string;
@@ -67,13 +68,13 @@ export async function rollBack(options: DownOptions): Promise<DownResult> {
     client = await connect({
       url: options.databaseUrl,
       applicationName: `yomu-migrate down ${options.host ?? hostname()}`.slice(0, 63),
-      timeoutMs: options.connectTimeoutMs ?? 60_000,
+      timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
       onEvent,
     });
-    await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs ?? 5_000)}`);
-    await client.query(`SET statement_timeout = ${Math.trunc(options.statementTimeoutMs ?? 600_000)}`);
+    await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs ?? defaults.lockTimeoutMs)}`);
+    await client.query(`SET statement_timeout = ${Math.trunc(options.statementTimeoutMs ?? defaults.statementTimeoutMs)}`);
     const session = client;
-    await withAdvisoryLock(session, { waitTimeoutMs: options.lockWaitTimeoutMs ?? 300_000, onEvent }, async () => {
+    await withAdvisoryLock(session, { waitTimeoutMs: options.lockWaitTimeoutMs ?? defaults.lockWaitTimeoutMs, onEvent }, async () => {
       const plan = planMigrations(migrations, await readApplied(session), { allowOutOfOrder: true });
       result.fromVersion = result.schemaVersion = plan.schemaVersion;
       if (plan.unknown.length > 0) {

@@ -24,6 +24,8 @@ interface LiveIndex {
   columns: string[];
   /** Backs a primary key or unique constraint: compared as a constraint, not as an index. */
   constraint: boolean;
+  /** False for what a failed CREATE INDEX CONCURRENTLY leaves behind: kept up to date, never used. */
+  valid: boolean;
 }
 interface LiveConstraint {
   table: string;
@@ -210,7 +212,9 @@ function compareKeys(table: SnapshotTable, name: string, live: Live, drifts: Dri
   }
 }
 
-function compareIndexes(table: SnapshotTable, name: string, indexes: LiveIndex[], drifts: Drift[]): void {
+function compareIndexes(table: SnapshotTable, name: string, all: LiveIndex[], drifts: Drift[]): void {
+  // INVALID indexes are reported on their own by invalidIndexes(), with or without a snapshot.
+  const indexes = all.filter((i) => i.valid);
   const standalone = indexes.filter((i) => !i.constraint);
   const backingConstraints = indexes.filter((i) => i.constraint);
   const expected = Object.values(table.indexes).map((index) => ({
@@ -264,6 +268,25 @@ function compareEnums(snapshot: Snapshot, live: Map<string, string[]>, drifts: D
   }
 }
 
+/**
+ * Indexes a failed or interrupted CREATE INDEX CONCURRENTLY left INVALID: PostgreSQL keeps them
+ * up to date on every write and never uses them, and `IF NOT EXISTS` skips rebuilding them.
+ */
+export async function invalidIndexes(client: pg.ClientBase): Promise<Drift[]> {
+  const { rows } = await client.query<{ name: string; table: string }>(
+    `SELECT i.relname AS name, n.nspname || '.' || t.relname AS table
+       FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+       JOIN pg_namespace n ON n.oid = t.relnamespace
+      WHERE NOT x.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+      ORDER BY 2, 1`,
+  );
+  return rows.map((r) => ({
+    kind: "index" as const,
+    object: r.name,
+    message: `index ${r.name} on ${r.table} is INVALID (left by a failed CREATE INDEX CONCURRENTLY): it slows writes and serves no query; DROP INDEX CONCURRENTLY it, then run yomu-migrate up`,
+  }));
+}
+
 interface Live {
   tables: Set<string>;
   columns: Map<string, LiveColumn[]>;
@@ -294,7 +317,8 @@ async function introspect(client: pg.ClientBase, schemas: string[]): Promise<Liv
                            || CASE WHEN x.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END
                            || CASE WHEN x.indoption[k - 1] & 2 = 2 THEN ' NULLS FIRST' ELSE '' END
                       FROM generate_series(1, x.indnkeyatts) AS k) AS columns,
-              EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.contype IN ('p', 'u')) AS constraint
+              EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.contype IN ('p', 'u')) AS constraint,
+              x.indisvalid AS valid
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
          JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam
         WHERE n.nspname = ANY($1)`,

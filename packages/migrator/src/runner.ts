@@ -18,11 +18,11 @@ export interface RunOptions {
   onEvent?: EventSink;
   /** Waits this long for another runner's lock before giving up (exit 3). Default 300s. */
   lockWaitTimeoutMs?: number;
-  /** `lock_timeout` for each statement. Default 5s. */
+  /** `lock_timeout` for each statement. Default 250ms. */
   lockTimeoutMs?: number;
-  /** Retries after a statement hits `lock_timeout`. Default 5. */
+  /** Retries after a statement hits `lock_timeout`. Default 10. */
   lockRetries?: number;
-  /** First pause before such a retry; doubles each time. Default 1s. */
+  /** First pause before such a retry; doubles each time, up to 5s. Default 500ms. */
   lockRetryDelayMs?: number;
   /** `statement_timeout` for each statement. Default 10m. */
   statementTimeoutMs?: number;
@@ -74,9 +74,11 @@ export const defaults: Readonly<
   >
 > = {
   lockWaitTimeoutMs: 300_000,
-  lockTimeoutMs: 5_000,
-  lockRetries: 5,
-  lockRetryDelayMs: 1_000,
+  // Measured under live load (bench/zero-downtime): a DDL statement waiting 5s for its lock held
+  // every query on the table for those 5s (p99 ×49); 250ms kept p99 within 2× of before.
+  lockTimeoutMs: 250,
+  lockRetries: 10,
+  lockRetryDelayMs: 500,
   statementTimeoutMs: 600_000,
   connectTimeoutMs: 60_000,
   slowThresholdMs: 30_000,
@@ -169,6 +171,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
         try {
           const done = await applyBatch(session, batch, {
             onEvent,
+            lockTimeoutMs: settings.lockTimeoutMs,
             lockRetries: settings.lockRetries,
             retryDelayMs: settings.lockRetryDelayMs,
             signal: options.signal,

@@ -1,5 +1,5 @@
 import { connect } from "./connection.js";
-import { type Drift, detectDrift } from "./drift.js";
+import { type Drift, detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
 import { readMigrations } from "./journal.js";
 import type { EventSink } from "./log.js";
@@ -57,7 +57,9 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       }
     } else if (latest) {
       for (const drift of await detectDrift(client, latest.snapshot)) problems.push(drift);
-    } else {
+    }
+    problems.push(...(await invalidIndexes(client)));
+    if (plan.pending.length === 0 && !latest) {
       options.onEvent?.({
         event: "migration.verify.no_snapshot",
         severity: "WARNING",
