@@ -79,7 +79,7 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
     files = state.pending.map((tag) => byTag.get(tag) as string);
   }
   const findings = await lint({ files, base });
-  if (config.json) process.stdout.write(`${JSON.stringify({ files, findings }, null, 2)}\n`);
+  if (config.json) process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
   else {
     for (const f of findings) process.stdout.write(`${f.file}:${f.line} ${f.rule} ${f.message}\n`);
     process.stdout.write(`${findings.length} finding(s) in ${files.length} migration file(s)\n`);
@@ -151,7 +151,7 @@ async function status(config: Config, log: Logger): Promise<number> {
     connectTimeoutMs: config.connectTimeoutMs,
     onEvent: log,
   });
-  if (config.json) process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+  if (config.json) process.stdout.write(`${JSON.stringify(state)}\n`);
   else if (config.logFormat === "pretty") process.stdout.write(`${statusTable(state, config)}\n`);
   else
     log({
@@ -173,7 +173,7 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
     onEvent: log,
   });
   if (config.json) {
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     for (const problem of result.problems) {
       log({ event: "migration.verify.problem", severity: "ERROR", message: problem.message, kind: problem.kind, object: problem.object });

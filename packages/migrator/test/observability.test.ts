@@ -215,6 +215,8 @@ describe("status", () => {
   it("lists pending migrations and exits 5 with --require-current until they are applied", async () => {
     const before = await runCli(["status", "--json", "--require-current"], env());
     expect(before.code).toBe(5);
+    // One JSON object on one line, like every other line the CLI prints.
+    expect(before.stdout.trim().split("\n")).toHaveLength(1);
     const state = JSON.parse(before.stdout);
     expect(state).toMatchObject({ schemaVersion: null, expectedVersion: folder.tags[1], current: false, pending: folder.tags, runs: [] });
 
