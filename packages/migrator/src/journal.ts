@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { MigratorError } from "./errors.js";
+import { splitStatements } from "./sql-lexer.js";
 
 /** drizzle-kit's separator between statements in a migration file. */
 export const STATEMENT_BREAKPOINT = "--> statement-breakpoint";
@@ -172,7 +173,9 @@ const endsTransaction = /(commit|end|abort|prepare\s+transaction|rollback(?!\s+(
 export function findTransactionControl(migration: Migration): TransactionControl | undefined {
   for (let index = 0; index < migration.statements.length; index++) {
     const text = migration.statements[index] ?? "";
-    for (const start of sqlStatementStarts(text)) {
+    for (const statement of splitStatements(text)) {
+      if (statement.body === "") continue;
+      const start = statement.end - statement.terminator.length - statement.body.length;
       endsTransaction.lastIndex = start;
       const match = endsTransaction.exec(text);
       if (match) {
@@ -182,87 +185,4 @@ export function findTransactionControl(migration: Migration): TransactionControl
     }
   }
   return undefined;
-}
-
-/** Offsets where each SQL statement in `text` begins, past leading whitespace and comments. */
-function sqlStatementStarts(text: string): number[] {
-  const starts: number[] = [];
-  let atStart = true;
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i] as string;
-    const next = text[i + 1];
-    if (/\s/.test(c)) {
-      i++;
-    } else if (c === "-" && next === "-") {
-      const end = text.indexOf("\n", i);
-      i = end === -1 ? text.length : end + 1;
-    } else if (c === "/" && next === "*") {
-      i = skipBlockComment(text, i);
-    } else if (c === ";") {
-      atStart = true;
-      i++;
-    } else {
-      if (atStart) starts.push(i);
-      atStart = false;
-      i = skipToken(text, i);
-    }
-  }
-  return starts;
-}
-
-function skipBlockComment(text: string, from: number): number {
-  let depth = 0;
-  let i = from;
-  while (i < text.length) {
-    if (text.startsWith("/*", i)) {
-      depth++;
-      i += 2;
-    } else if (text.startsWith("*/", i)) {
-      depth--;
-      i += 2;
-      if (depth === 0) return i;
-    } else {
-      i++;
-    }
-  }
-  return i;
-}
-
-const dollarTag = /\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/y;
-
-/** Skips one string, quoted identifier, dollar-quoted body or plain character. */
-function skipToken(text: string, i: number): number {
-  const c = text[i];
-  if (c === "'") {
-    const escapes = /[eE]/.test(text[i - 1] ?? "") && !/[\w$]/.test(text[i - 2] ?? "");
-    let j = i + 1;
-    while (j < text.length) {
-      if (escapes && text[j] === "\\") j += 2;
-      else if (text[j] === "'" && text[j + 1] === "'") j += 2;
-      else if (text[j] === "'") return j + 1;
-      else j++;
-    }
-    return j;
-  }
-  if (c === '"') {
-    let j = i + 1;
-    while (j < text.length) {
-      if (text[j] === '"' && text[j + 1] === '"') j += 2;
-      else if (text[j] === '"') return j + 1;
-      else j++;
-    }
-    return j;
-  }
-  if (c === "$" && !/[\w$]/.test(text[i - 1] ?? "")) {
-    dollarTag.lastIndex = i;
-    const tag = dollarTag.exec(text)?.[0];
-    if (tag) {
-      const end = text.indexOf(tag, i + tag.length);
-      return end === -1 ? text.length : end + tag.length;
-    }
-  }
-  // Identifiers and keywords move as whole words, so `x;commit` still splits at the semicolon.
-  const word = /^[\w$]+/.exec(text.slice(i, i + 64))?.[0];
-  return i + (word ? word.length : 1);
 }
