@@ -8,6 +8,7 @@ export const ExitCode = {
   notCurrent: 5,
   lintViolations: 6,
   unreachable: 7,
+  internal: 8,
 } as const;
 
 export type ErrorCode =
@@ -19,7 +20,9 @@ export type ErrorCode =
   | "MIGRATION_FAILED"
   | "INTERRUPTED"
   | "DATABASE_UNREACHABLE"
-  | "DOWN_UNAVAILABLE";
+  | "DOWN_UNAVAILABLE"
+  | "SHADOW_UNAVAILABLE"
+  | "INTERNAL";
 
 const exitCodes: Record<ErrorCode, number> = {
   CONFIG_INVALID: ExitCode.usage,
@@ -31,6 +34,9 @@ const exitCodes: Record<ErrorCode, number> = {
   INTERRUPTED: ExitCode.migrationFailed,
   DATABASE_UNREACHABLE: ExitCode.unreachable,
   DOWN_UNAVAILABLE: ExitCode.migrationFailed,
+  // No scratch database could be made for verify or plan: a setting or a privilege to fix.
+  SHADOW_UNAVAILABLE: ExitCode.usage,
+  INTERNAL: ExitCode.internal,
 };
 
 /**
@@ -55,7 +61,7 @@ export class MigratorError extends Error {
   }
 }
 
-/** Exit code for anything thrown: a MigratorError's own, else 1. */
+/** Exit code for anything thrown: a MigratorError's own, else 8 (a bug, not a failed migration). */
 export function exitCodeOf(error: unknown): number {
-  return error instanceof MigratorError ? error.exitCode : ExitCode.migrationFailed;
+  return error instanceof MigratorError ? error.exitCode : ExitCode.internal;
 }

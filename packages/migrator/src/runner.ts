@@ -6,7 +6,7 @@ import { connect, describeDatabase } from "./connection.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import { ensureHistoryTable, type HistoryRow, historyExists, markCrashedRuns, saveRun, summarizeRuns } from "./history.js";
-import { readMigrations } from "./journal.js";
+import { type Migration, readMigrations } from "./journal.js";
 import { withAdvisoryLock } from "./lock.js";
 import type { EventSink } from "./log.js";
 import { type Plan, type PlanProblem, planMigrations } from "./plan.js";
@@ -37,6 +37,8 @@ export interface RunOptions {
   appVersion?: string;
   /** Aborting cancels the running statement, rolls back and releases the lock. */
   signal?: AbortSignal;
+  /** Applies only the shipped migrations this accepts: a scratch copy of what another database has. */
+  include?: (migration: Migration) => boolean;
 }
 
 export type MigrationStatus = "applied" | "already-applied" | "pending" | "failed" | "rolled-back";
@@ -128,7 +130,8 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
   let client: pg.Client | undefined;
   let stopCancelling = () => {};
   try {
-    const migrations = readMigrations(options.dir);
+    const shipped = readMigrations(options.dir);
+    const migrations = options.include ? shipped.filter(options.include) : shipped;
     result.migrations = migrations.map((m) => ({ tag: m.tag, status: "pending" }));
     client = await connect({
       url: options.databaseUrl,
