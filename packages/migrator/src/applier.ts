@@ -21,6 +21,8 @@ export interface ApplyOptions {
   retryDelayMs: number;
   maxRetryDelayMs?: number;
   signal?: AbortSignal;
+  /** Called before each statement runs; the function it returns, after (progress reporting). */
+  onStatement?: (migration: Migration, index: number) => () => void;
 }
 
 /**
@@ -212,10 +214,13 @@ async function runStatement(client: pg.Client, migration: Migration, index: numb
       details: { tag: migration.tag, statement: index + 1, file: migration.file },
     });
   }
+  const finished = options.onStatement?.(migration, index);
   try {
     await client.query(statement);
   } catch (cause) {
     throw statementError(migration, index, cause, options.signal?.aborted ?? false);
+  } finally {
+    finished?.();
   }
 }
 

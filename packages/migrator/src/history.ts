@@ -1,5 +1,6 @@
 import pg from "pg";
 import { DRIZZLE_SCHEMA } from "./drizzle-table.js";
+import { MIGRATION_LOCK_KEY } from "./lock.js";
 
 /** One row per run, in drizzle's schema beside its migrations table. */
 export const HISTORY_TABLE = "migration_runs";
@@ -26,11 +27,25 @@ export interface HistoryRow {
 }
 
 /**
- * Creates the history table. Called only under the migration lock: concurrent
- * `CREATE TABLE IF NOT EXISTS` can still fail on PostgreSQL's catalog unique index.
+ * Creates the history table, also for a run that never got the migration lock (it timed out on
+ * a fresh database) and must still leave its row. Concurrent `CREATE TABLE IF NOT EXISTS` can
+ * fail on PostgreSQL's catalog unique index, so creators queue on a transaction-scoped advisory
+ * lock of their own (the migration lock's key with objid 2).
  */
 export async function ensureHistoryTable(client: pg.ClientBase): Promise<void> {
   if (await historyExists(client)) return;
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1, 2)", [MIGRATION_LOCK_KEY.classId]);
+    await createHistoryTable(client);
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+async function createHistoryTable(client: pg.ClientBase): Promise<void> {
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(DRIZZLE_SCHEMA)}`);
   await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
     run_id uuid PRIMARY KEY,

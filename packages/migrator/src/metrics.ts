@@ -40,6 +40,11 @@ export async function renderMetrics(result: RunResult, slowThresholdMs: number):
     seconds(slowThresholdMs),
   );
   gauge("yomu_migration_last_run_timestamp_seconds", "When the last migration run finished, Unix time", finishedAt);
+  gauge(
+    "yomu_migration_last_run_apply_seconds",
+    "Time the last run spent applying after it got the lock: what migration.slow compares with the threshold",
+    seconds(result.applyMs),
+  );
   gauge("yomu_migration_lock_wait_seconds", "How long the last run waited for the migration lock", seconds(result.lockWaitMs));
   gauge("yomu_migration_applied", "Migrations applied by the last run", result.applied.length);
   gauge(

@@ -1,4 +1,5 @@
 import { connect } from "./connection.js";
+import { defaults } from "./defaults.js";
 import { type Drift, detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
 import { readMigrations } from "./journal.js";
@@ -42,7 +43,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const client = await connect({
     url: options.databaseUrl,
     applicationName: "yomu-migrate verify",
-    timeoutMs: options.connectTimeoutMs ?? 60_000,
+    timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     onEvent: options.onEvent ?? (() => {}),
   });
   try {

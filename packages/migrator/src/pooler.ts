@@ -1,0 +1,79 @@
+import pg from "pg";
+import { MigratorError } from "./errors.js";
+import { POOLED_HINT } from "./lock.js";
+
+export interface SessionIdentity {
+  /** The backend the session started on; the lock and every later statement must stay there. */
+  pid: number;
+  /** Whether the server sees this very socket (no proxy in between), so no probe was needed. */
+  direct: boolean;
+}
+
+/**
+ * Makes sure the connection is one database session before the run takes its lock or sets
+ * anything. A direct connection proves it at once: the server sees our own socket's port. Behind
+ * a proxy, a second connection asks the pooler for a server while ours sits between statements:
+ * a transaction pooler hands it our backend (it is idle in the pool), or, with that backend
+ * pinned by the probe's open transaction, gives our next statement another one. A session
+ * pooler keeps our backend ours either way.
+ *
+ * @example const { pid } = await checkOneSession(client, databaseUrl);
+ */
+export async function checkOneSession(client: pg.Client, url: string, options: { probeTimeoutMs?: number } = {}): Promise<SessionIdentity> {
+  const first = await identify(client);
+  if (first.direct) return { pid: first.pid, direct: true };
+  const timeoutMs = options.probeTimeoutMs ?? 3_000;
+  const probe = new pg.Client({
+    connectionString: url,
+    application_name: "yomu-migrate session-check",
+    connectionTimeoutMillis: timeoutMs,
+  });
+  probe.on("error", () => {});
+  try {
+    try {
+      await probe.connect();
+    } catch {
+      // No second connection allowed (max_client_conn, a connection limit): the lock-time checks remain.
+      return { pid: first.pid, direct: false };
+    }
+    await probe.query("BEGIN");
+    const probed = await within(probe.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"), timeoutMs);
+    // No server for the probe while ours is idle between statements: ours is pinned to us.
+    if (probed === undefined) return { pid: first.pid, direct: false };
+    if (probed.rows[0]?.pid === first.pid) throw shared(first.pid, "a second connection was handed the same backend");
+    const again = await within(client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"), timeoutMs);
+    if (again === undefined) throw shared(first.pid, "the session had no backend of its own while another connection held one");
+    if (again.rows[0]?.pid !== first.pid) {
+      throw shared(first.pid, `the next statement ran on backend ${again.rows[0]?.pid}`);
+    }
+    return { pid: first.pid, direct: false };
+  } finally {
+    await probe.end().catch(() => {});
+  }
+}
+
+async function identify(client: pg.Client): Promise<{ pid: number; direct: boolean }> {
+  const { rows } = await client.query<{ pid: number; port: number | null }>("SELECT pg_backend_pid() AS pid, inet_client_port() AS port");
+  const row = rows[0] as { pid: number; port: number | null };
+  const socket = (client as unknown as { connection?: { stream?: { localPort?: number } } }).connection?.stream;
+  const localPort = socket?.localPort;
+  return { pid: row.pid, direct: localPort !== undefined && row.port === localPort };
+}
+
+function shared(pid: number, how: string): MigratorError {
+  return new MigratorError(
+    "POOLED_CONNECTION",
+    `the connection does not stay one database session (a transaction-pooling proxy such as PgBouncer in pool_mode = transaction): ${how}; refusing before any change, nothing was applied`,
+    { details: { pid }, hint: POOLED_HINT },
+  );
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  // A late answer is still awaited by whoever ends the client; here it only must not throw unseen.
+  promise.catch(() => {});
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
