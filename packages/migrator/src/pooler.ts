@@ -63,7 +63,7 @@ async function identify(client: pg.Client): Promise<{ pid: number; direct: boole
 function shared(pid: number, how: string): MigratorError {
   return new MigratorError(
     "POOLED_CONNECTION",
-    `the connection does not stay one database session (a transaction-pooling proxy such as PgBouncer in pool_mode = transaction): ${how}; refusing before any change, nothing was applied`,
+    `the connection does not stay one database session (a transaction-pooling proxy such as PgBouncer in pool_mode = transaction): ${how}; connect directly or through session pooling; refusing before any change, nothing was applied`,
     { details: { pid }, hint: POOLED_HINT },
   );
 }
