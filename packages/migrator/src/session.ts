@@ -65,6 +65,8 @@ export interface RunRecord {
   schemaVersion: string | null;
   schemaRead: boolean;
   changed: string[];
+  /** Whether any change was tried; false when the run stopped before (a refusal, a timeout). */
+  attempted: boolean;
   /** Applying took longer than the slow threshold (waiting for the lock does not count). */
   slow: boolean;
   /** Runs by status over the whole history table, this one included; empty if it could not be read. */
@@ -132,6 +134,7 @@ export async function runSession(
       schemaVersion: outcome.schemaVersion,
       schemaRead: outcome.schemaRead,
       changed: outcome.changed,
+      attempted: outcome.attempted,
       slow: applyMs !== null && applyMs > settings.slowThresholdMs,
       error: outcome.error,
     };
@@ -321,6 +324,7 @@ function summarize(run: RunRecord): string {
   if (run.status === "noop") return `nothing to ${run.command === "up" ? "apply" : "roll back"}; ${at}`;
   const verb = run.command === "up" ? "migration run" : "rollback";
   if (!run.schemaRead) return `${verb} failed before reading the schema; nothing was changed`;
+  if (!run.attempted) return `${verb} refused before changing anything; ${at}`;
   if (n > 0)
     return `${verb} failed after ${run.command === "up" ? "applying" : "rolling back"} ${n} migration(s); schema left at ${run.schemaVersion ?? "(empty)"}`;
   return `${verb} failed; nothing was changed, ${at}`;
