@@ -111,7 +111,10 @@ describe("up, when the server ends the runner's session", () => {
 describe("down, when the server ends the runner's session", () => {
   it("mid-rollback exits 7 and rolls back nothing", async () => {
     const folder = new MigrationsFolder([{ name: "first", statements: ["CREATE TABLE first (id int);"] }]);
-    writeFileSync(folder.byName("first").file.replace(/\.sql$/, ".down.sql"), "DROP TABLE first;\n--> statement-breakpoint\nSELECT pg_sleep(60);\n");
+    writeFileSync(
+      folder.byName("first").file.replace(/\.sql$/, ".down.sql"),
+      "DROP TABLE first;\n--> statement-breakpoint\nSELECT pg_sleep(60);\n",
+    );
     try {
       expect((await runCli(["up"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir })).code).toBe(0);
       const runner = startCli(["down", "--steps", "1"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir, POD_NAME: POD });
