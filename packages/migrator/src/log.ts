@@ -100,7 +100,7 @@ const colours: Record<Severity, string> = {
 };
 
 // Fields that only tie lines together for machines; a person reads the message.
-const quiet = new Set(["runId", "command", "severity"]);
+const quiet = new Set(["runId", "command", "severity", "schemaRead"]);
 
 function pretty(severity: Severity, message: string, fields: Record<string, unknown>, color: boolean): string {
   const extras: string[] = [];

@@ -189,7 +189,8 @@ export async function runSession(
           outcome = done.error ? { ...done, error: settle(done.error, done) } : done;
           // Recorded while the lock is still held: the next runner reads a finished row, never ours as `running`.
           phase = "recording the run";
-          summary = await record(session, finish(), settings);
+          final = finish();
+          summary = await record(session, final, settings);
         },
       );
     }

@@ -2,7 +2,17 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
-import { eventsNamed, eventually, only, releaseMigrationLock, runCli, startCli, takeMigrationLock, withClient } from "./support/cli.js";
+import {
+  eventsNamed,
+  eventually,
+  lockHolderPid,
+  only,
+  releaseMigrationLock,
+  runCli,
+  startCli,
+  takeMigrationLock,
+  withClient,
+} from "./support/cli.js";
 import { MigrationsFolder } from "./support/migrations.js";
 
 // Regressions (issue 15, finding 4): runs that reached the database but left no row, summaries
@@ -151,5 +161,57 @@ describe("what a run reports", () => {
     const plain = await runCli(["status"], env());
     expect(plain.code).toBe(0);
     expect(only(plain, "migration.status").message).toBe("1 applied file(s) changed or out of order");
+  });
+});
+
+describe("the run is recorded before the lock is released", () => {
+  // Regression (issue 17): the row was written after the unlock, so the runner that got the lock
+  // next could find it still `running` and mark a run that succeeded as crashed.
+  it("so whoever gets the lock next finds the previous run's row finished", async () => {
+    folder.add({ name: "nap", statements: ["SELECT pg_sleep(0.5);"] });
+    const first = startCli(["up"], env());
+    await first.waitFor("migration.plan");
+    const seen = await withClient(db.url, async (observer) => {
+      // Reads the history inside the server the moment the lock is granted, before the runner
+      // could send another statement.
+      await observer.query(`CREATE FUNCTION pg_temp.lock_then_read() RETURNS text LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_advisory_lock(2037345653, 1);
+          RETURN (SELECT string_agg(status, ',' ORDER BY started_at) FROM drizzle.migration_runs);
+        END $$`);
+      const { rows } = await observer.query<{ statuses: string }>("SELECT pg_temp.lock_then_read() AS statuses");
+      await releaseMigrationLock(observer);
+      return rows[0]?.statuses;
+    });
+    expect(seen).toBe("applied");
+    expect((await first.done).code).toBe(0);
+  });
+});
+
+describe("down under a signal", () => {
+  it("on SIGTERM cancels the down file, rolls back nothing, records the run and releases the lock", async () => {
+    expect((await runCli(["up"], env())).code).toBe(0);
+    writeFileSync(
+      folder.byName("add_tags").file.replace(/\.sql$/, ".down.sql"),
+      "ALTER TABLE notes DROP COLUMN tags;\n--> statement-breakpoint\nSELECT pg_sleep(60);\n",
+    );
+    const runner = startCli(["down", "--steps", "1"], env());
+    await eventually("the down file's pg_sleep", () =>
+      withClient(db.url, async (client) => {
+        const { rows } = await client.query(
+          "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        );
+        return rows.length > 0 ? true : undefined;
+      }),
+    );
+    runner.child.kill("SIGTERM");
+    const run = await runner.done;
+    expect(run.code).toBe(1);
+    expect(only(run, "migration.interrupted").signal).toBe("SIGTERM");
+    expect(only(run, "migration.failed")).toMatchObject({ command: "down", code: "INTERRUPTED", tag: folder.tags[1] });
+    expect(await lockHolderPid(db.url)).toBeUndefined();
+    const columns = await db.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'tags'");
+    expect(columns.rowCount).toBe(1);
+    expect((await runs()).at(-1)).toMatchObject({ status: "failed", error_code: "INTERRUPTED" });
   });
 });

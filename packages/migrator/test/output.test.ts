@@ -59,14 +59,21 @@ function onTerminal(args: string[], env: Record<string, string>): string {
 }
 
 describe("a terminal", () => {
-  it("gets readable, coloured lines, and no colour with NO_COLOR", () => {
-    const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir };
-    const coloured = onTerminal(["up"], env);
-    expect(coloured).toContain("\u001b[");
-    expect(coloured).not.toMatch(/^\{/m);
-    expect(coloured).toMatch(/(applied \d+ migration\(s\)|nothing to apply); schema at/);
-    const plain = onTerminal(["up"], { ...env, NO_COLOR: "1" });
-    expect(plain).toMatch(/nothing to apply; schema at/);
-    expect(plain).not.toContain("\u001b[");
+  it("gets readable, coloured lines that do not repeat the message, and no colour with NO_COLOR", async () => {
+    const fresh = await createTestDatabase("output_tty");
+    try {
+      const env = { DATABASE_URL: fresh.url, MIGRATIONS_DIR: folder.dir };
+      const coloured = onTerminal(["up"], env);
+      expect(coloured).toContain("\u001b[");
+      expect(coloured).not.toMatch(/^\{/m);
+      // The message already names the tag and the duration: no extras repeat them.
+      expect(coloured).toMatch(new RegExp(`applied ${folder.tags[0]} in \\d+ms\u001b\\[0m\r?$`, "m"));
+      expect(coloured).toMatch(/applied 2 migration\(s\); schema at/);
+      const plain = onTerminal(["up"], { ...env, NO_COLOR: "1" });
+      expect(plain).toMatch(/nothing to apply; schema at/);
+      expect(plain).not.toContain("\u001b[");
+    } finally {
+      await fresh.drop();
+    }
   });
 });
