@@ -1,3 +1,4 @@
+// One table of settings drives parsing, validation and --help; splitting it would split that source.
 import { defaults } from "./defaults.js";
 import { parseDuration } from "./duration.js";
 import type { LogFormat } from "./log.js";
