@@ -65,6 +65,30 @@ async function createHistoryTable(client: pg.ClientBase): Promise<void> {
   await client.query(`CREATE INDEX IF NOT EXISTS migration_runs_started_at_idx ON ${table} (started_at DESC)`);
 }
 
+/**
+ * Writes a run's final row and reads the run counts back, in one transaction whose bounds are its
+ * own (`SET LOCAL`): the run's timeouts may be what failed it, or be off, and a session that a
+ * transaction pooler shares must not keep settings the run made.
+ */
+export async function writeFinalRow(client: pg.ClientBase, row: HistoryRow): Promise<RunSummary> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SET LOCAL lock_timeout = 5000");
+    await client.query("SET LOCAL statement_timeout = 10000");
+    if (!(await historyExists(client))) {
+      await client.query("SELECT pg_advisory_xact_lock($1, 2)", [MIGRATION_LOCK_KEY.classId]);
+      await createHistoryTable(client);
+    }
+    await saveRun(client, row);
+    const summary = await summarizeRuns(client);
+    await client.query("COMMIT");
+    return summary;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
 export async function historyExists(client: pg.ClientBase): Promise<boolean> {
   const { rows } = await client.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
     `${DRIZZLE_SCHEMA}.${HISTORY_TABLE}`,

@@ -5,7 +5,7 @@ import pg from "pg";
 import { connect, describeDatabase, isConnectionLost } from "./connection.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink, RunCommand } from "./events.js";
-import { ensureHistoryTable, type HistoryRow, markCrashedRuns, type RunStatus, saveRun, summarizeRuns } from "./history.js";
+import { ensureHistoryTable, type HistoryRow, markCrashedRuns, type RunStatus, saveRun, writeFinalRow } from "./history.js";
 import { assertHoldsLock, withAdvisoryLock } from "./lock.js";
 import { checkOneSession } from "./pooler.js";
 import { type Progress, watchProgress } from "./progress.js";
@@ -225,12 +225,7 @@ async function record(
     if (isConnectionLost(undefined, client)) {
       writer = await connect({ url: settings.databaseUrl, applicationName: "yomu-migrate history", timeoutMs: 5_000, onEvent: () => {} });
     }
-    // The run's own bounds may be what failed it (or be off); the row gets bounds of its own.
-    await writer.query("SET lock_timeout = 5000");
-    await writer.query("SET statement_timeout = 10000");
-    await ensureHistoryTable(writer);
-    await saveRun(writer, historyRow(run, settings, historyStatus(run)));
-    return await summarizeRuns(writer);
+    return await writeFinalRow(writer, historyRow(run, settings, historyStatus(run)));
   } catch (error) {
     settings.onEvent({
       event: "migration.history.unsaved",
