@@ -2,6 +2,8 @@ import pg from "pg";
 import { MigratorError } from "./errors.js";
 import { POOLED_HINT } from "./lock.js";
 
+const PROBE_ATTEMPTS = 3;
+
 export interface SessionIdentity {
   /** The backend the session started on; the lock and every later statement must stay there. */
   pid: number;
@@ -22,7 +24,7 @@ export interface SessionIdentity {
 export async function checkOneSession(client: pg.Client, url: string, options: { probeTimeoutMs?: number } = {}): Promise<SessionIdentity> {
   const first = await identify(client);
   if (first.direct) return { pid: first.pid, direct: true };
-  const timeoutMs = options.probeTimeoutMs ?? 3_000;
+  const timeoutMs = options.probeTimeoutMs ?? 2_000;
   const probe = new pg.Client({
     connectionString: url,
     application_name: "yomu-migrate session-check",
@@ -36,15 +38,20 @@ export async function checkOneSession(client: pg.Client, url: string, options: {
       // No second connection allowed (max_client_conn, a connection limit): the lock-time checks remain.
       return { pid: first.pid, direct: false };
     }
-    await probe.query("BEGIN");
-    const probed = await within(probe.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"), timeoutMs);
-    // No server for the probe while ours is idle between statements: ours is pinned to us.
-    if (probed === undefined) return { pid: first.pid, direct: false };
-    if (probed.rows[0]?.pid === first.pid) throw shared(first.pid, "a second connection was handed the same backend");
-    const again = await within(client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"), timeoutMs);
-    if (again === undefined) throw shared(first.pid, "the session had no backend of its own while another connection held one");
-    if (again.rows[0]?.pid !== first.pid) {
-      throw shared(first.pid, `the next statement ran on backend ${again.rows[0]?.pid}`);
+    // BEGIN is what a pooler assigns a server for, so it is waited on with the rest. A probe that
+    // gets no server in time proves nothing when other clients hold them all for a moment (a
+    // transaction pooler frees them within a transaction's time): our session is checked again
+    // while the probe keeps waiting.
+    const pending = probe.query("BEGIN").then(() => probe.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"));
+    for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
+      const probed = await within(pending, timeoutMs);
+      if (probed?.rows[0]?.pid === first.pid) throw shared(first.pid, "a second connection was handed the same backend");
+      const again = await within(client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"), timeoutMs);
+      if (again === undefined) throw shared(first.pid, "the session had no backend of its own while another connection held one");
+      if (again.rows[0]?.pid !== first.pid) throw shared(first.pid, `the next statement ran on backend ${again.rows[0]?.pid}`);
+      // The probe got a backend of its own while ours stayed ours: a session.
+      if (probed !== undefined) break;
+      // No server for the probe while ours answered at once: ours is pinned to us, or the pool is busy.
     }
     return { pid: first.pid, direct: false };
   } finally {
