@@ -44,10 +44,12 @@ export async function prepareRun(pending: readonly Migration[]): Promise<Prepare
         "MIGRATION_FAILED",
         `${migration.file}:${error.line}:${error.column}: statement ${error.piece + 1} of ${migration.tag} is not valid SQL: ${error.message}${error.cause ? ` (${error.cause})` : ""}; nothing was applied`,
         {
+          // 42601 syntax_error: what the server would answer, without the half-run batch.
           details: {
             tag: migration.tag,
             file: migration.file,
             statement: error.piece + 1,
+            sqlstate: "42601",
             line: error.line,
             column: error.column,
             error: error.message,
