@@ -5,6 +5,7 @@
  * on. The WebAssembly module costs ~16 MiB and ~30 ms to load, so it is imported only when a run
  * has something to read (`loadSqlParser`), never by a no-op `up`.
  */
+import { setFlagsFromString } from "node:v8";
 import type { ScanToken } from "libpg-query";
 import { type FilePosition, LineIndex, Utf8Offsets } from "./position.js";
 
@@ -131,6 +132,11 @@ let loading: Promise<SqlParser> | undefined;
  */
 export function loadSqlParser(): Promise<SqlParser> {
   loading ??= (async () => {
+    // V8 recompiles the parser's hot WebAssembly with its optimizing tier after a few hundred
+    // statements, which costs ~35 MiB of RSS and more time than it saves on migrations: the
+    // baseline compiler alone keeps a 200-migration run near the no-op's memory. It holds for
+    // every WebAssembly module compiled after it; the parser is the only one doing real work here.
+    setFlagsFromString("--liftoff-only");
     const pg = await import("libpg-query");
     await pg.loadModule();
     return {
