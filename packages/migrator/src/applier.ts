@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { applyAlone } from "./apply-alone.js";
 import { type ApplyOptions, type ReadMigration, runQuery, shouldRetry, withHint } from "./apply-statement.js";
-import { recordApplied } from "./drizzle-table.js";
+import { recordApplied, reuseRolledBackIds } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { Migration } from "./journal.js";
 import { type Batch, toBatches } from "./plan.js";
@@ -122,11 +122,13 @@ async function applyTransactional(
 ): Promise<void> {
   const commitAfter = new Set<number>();
   let from = 0;
-  for (let attempt = 0; ; ) {
+  let retried = false;
+  for (let attempt = 0; ; retried = true) {
     let done: AppliedMigration[] = [];
     let current = from;
     await client.query("BEGIN");
     try {
+      if (retried) await reuseRolledBackIds(client);
       for (; current < reads.length; current++) {
         const read = reads[current] as ReadMigration;
         const started = performance.now();

@@ -50,6 +50,9 @@ describe("an enum value added and used in one run", () => {
     expect(await labels()).toEqual(["happy", "sad", "calm"]);
     expect((await db.query('SELECT "mood" FROM "people"')).rows).toEqual([{ mood: "calm" }]);
     expect(await recorded()).toEqual(folder.migrations.map((m) => m.when));
+    // Numbered as drizzle numbers one straight run, though the first attempt was rolled back.
+    const ids = await db.query("SELECT id FROM drizzle.__drizzle_migrations ORDER BY id");
+    expect(ids.rows.map((r) => r.id)).toEqual([1, 2, 3, 4]);
     expect(only(await up(), "migration.run.finished").status).toBe("noop");
   });
 

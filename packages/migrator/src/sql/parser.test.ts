@@ -87,6 +87,12 @@ describe("parseMigration", () => {
     expect(parse("ALTER TYPE mood RENAME VALUE 'a' TO 'b';").addsEnumValue).toBe(false);
   });
 
+  it("takes empty pieces (a breakpoint at the end of the file, two in a row) for no statement", () => {
+    const parsed = parse(`CREATE TABLE a (id int);${STATEMENT_BREAKPOINT}${STATEMENT_BREAKPOINT}\n${STATEMENT_BREAKPOINT}`);
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.statements.map((s) => s.kind)).toEqual(["CreateStmt"]);
+  });
+
   it("reports a syntax error at its line and column, after an emoji", () => {
     const text = ["-- café 🎉\nCREATE TABLE a (id int);", "\n-- 🎉🎉 déjà\nSELEC 🎉, x FROM a;"].join(STATEMENT_BREAKPOINT);
     expect(parse(text).errors).toEqual([{ piece: 1, message: 'syntax error at or near "SELEC"', ...editorPosition(text, "SELEC") }]);

@@ -162,6 +162,8 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
     pieceOffsets.push(offset);
     const base = offset;
     offset += piece.length + STATEMENT_BREAKPOINT.length;
+    // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
+    if (piece.trim() === "") return;
     let result: ReturnType<ParseSync>;
     try {
       result = parseSync(piece);
