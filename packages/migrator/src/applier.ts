@@ -100,7 +100,7 @@ function announceOwnTransactions({ migration, parsed }: ReadMigration, options: 
   options.onEvent({
     event: "migration.transactions.own",
     severity: "NOTICE",
-    message: `${migration.tag} manages its own transactions (${first?.text.split(/\s/, 1)[0]?.toUpperCase()} at line ${first?.line}): it runs alone, after the migrations before it are committed, with its blocks as written; it is not atomic as a whole`,
+    message: `${migration.tag} manages its own transactions (${first?.transaction?.toUpperCase()} at line ${first?.line}): it runs alone, after the migrations before it are committed, with its blocks as written; it is not atomic as a whole`,
     tag: migration.tag,
     file: migration.file,
     line: first?.line,
