@@ -37,7 +37,7 @@ export async function prepareRun(pending: readonly Migration[]): Promise<Prepare
   if (pending.length === 0) return { batches: [], parsed };
   const parser = await loadSqlParser();
   for (const migration of pending) {
-    const read = parser.parseMigration(migration.statements);
+    const read = parser.parseMigration(migration.statements, { nodes: false });
     const error = read.errors[0];
     if (error) {
       throw new MigratorError(

@@ -84,8 +84,8 @@ async function runOutside(client: pg.Client, read: ReadMigration, statement: Sql
 // The index lives in its table's schema; without one, to_regclass finds it on the search_path
 // as CREATE INDEX found the table.
 function indexName(statement: SqlStatement): { sql: string; shown: string } | undefined {
-  const name = statement.node.idxname;
-  if (typeof name !== "string") return undefined;
+  const name = statement.indexName;
+  if (name === undefined) return undefined;
   const schema = statement.relation?.schema;
   return schema ? { sql: `${quote(schema)}.${quote(name)}`, shown: `${schema}.${name}` } : { sql: quote(name), shown: name };
 }

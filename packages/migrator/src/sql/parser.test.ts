@@ -77,7 +77,8 @@ describe("parseMigration", () => {
     expect(kinds("CREATE /* why */ UNIQUE INDEX\n-- note\nCONCURRENTLY IF NOT EXISTS i ON s.t (c);")).toEqual([true]);
     expect(kinds("DROP INDEX CONCURRENTLY i; REINDEX INDEX CONCURRENTLY i; REINDEX (CONCURRENTLY) TABLE t;")).toEqual([true, true, true]);
     expect(kinds("CREATE INDEX i ON t (c); -- CONCURRENTLY later\nSELECT 'CREATE INDEX CONCURRENTLY';")).toEqual([false, false]);
-    expect(parse("CREATE INDEX CONCURRENTLY i ON s.t (c);").statements[0]?.relation).toEqual({ schema: "s", name: "t" });
+    const index = parser.parseMigration(['CREATE INDEX CONCURRENTLY "Ix" ON s.t (c);'], { nodes: false }).statements[0];
+    expect(index).toMatchObject({ relation: { schema: "s", name: "t" }, indexName: "Ix", node: {} });
   });
 
   it("names the enum value an ALTER TYPE adds, and not a rename", () => {

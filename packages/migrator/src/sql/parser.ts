@@ -35,7 +35,10 @@ export interface SqlStatement {
   piece: number;
   /** The parse node's type, e.g. `IndexStmt`, `TransactionStmt`, `AlterEnumStmt`. */
   kind: string;
-  /** The parse node's fields, as libpg-query returns them (see `@pgsql/types`). */
+  /**
+   * The parse node's fields, as libpg-query returns them (see `@pgsql/types`); empty when parsed
+   * with `{ nodes: false }`.
+   */
   node: Record<string, unknown>;
   /** UTF-16 offsets of the statement in the file's text, without its `;`. */
   start: number;
@@ -54,6 +57,8 @@ export interface SqlStatement {
   concurrently: boolean;
   /** The relation the statement names first (a CREATE TABLE's table, an index's table, ...). */
   relation?: RelationName;
+  /** For `CREATE INDEX`: the index's name, when it has one (it lives in its table's schema). */
+  indexName?: string;
   /** For `ALTER TYPE ... ADD VALUE`: the enum and the value it gains. */
   enumValue?: { type: string[]; value: string };
 }
@@ -103,6 +108,14 @@ export interface SqlToken {
   keyword: string;
 }
 
+export interface ParseOptions {
+  /**
+   * Keep each statement's parse tree (default true). The applier needs only the facts, and a
+   * file of a few hundred thousand INSERTs would otherwise hold a tree for each.
+   */
+  nodes?: boolean;
+}
+
 export interface SqlParser {
   /**
    * Parses a migration given as drizzle's pieces (what `readMigrationFiles` returns).
@@ -111,7 +124,7 @@ export interface SqlParser {
    *   const parsed = parser.parseMigration(['CREATE TYPE "mood" AS ENUM (\'a\');']);
    *   parsed.statements[0]?.kind; // "CreateEnumStmt"
    */
-  parseMigration(pieces: readonly string[]): ParsedMigration;
+  parseMigration(pieces: readonly string[], options?: ParseOptions): ParsedMigration;
   /**
    * PostgreSQL's tokens for `sql`; comments are not tokens.
    *
@@ -140,7 +153,7 @@ export function loadSqlParser(): Promise<SqlParser> {
     const pg = await import("libpg-query");
     await pg.loadModule();
     return {
-      parseMigration: (pieces) => parseMigration(pieces, pg.parseSync),
+      parseMigration: (pieces, options) => parseMigration(pieces, pg.parseSync, options?.nodes ?? true),
       scan: (sql) => scan(sql, pg.scanSync),
     };
   })();
@@ -150,7 +163,7 @@ export function loadSqlParser(): Promise<SqlParser> {
 type ParseSync = typeof import("libpg-query").parseSync;
 type ScanSync = typeof import("libpg-query").scanSync;
 
-function parseMigration(pieces: readonly string[], parseSync: ParseSync): ParsedMigration {
+function parseMigration(pieces: readonly string[], parseSync: ParseSync, keepNodes: boolean): ParsedMigration {
   const text = pieces.join(STATEMENT_BREAKPOINT);
   const pieceOffsets: number[] = [];
   const statements: SqlStatement[] = [];
@@ -198,7 +211,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
       statements.push({
         piece: index,
         kind,
-        node: fields as Record<string, unknown>,
+        node: keepNodes ? (fields as Record<string, unknown>) : {},
         start,
         end: base + endInPiece,
         stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
@@ -235,8 +248,11 @@ const TRANSACTION_KINDS: Record<string, TransactionKind> = {
   TRANS_STMT_ROLLBACK_PREPARED: "rollback-prepared",
 };
 
-function facts(kind: string, node: Record<string, unknown>): Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "enumValue"> {
-  const out: Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "enumValue"> = { concurrently: false };
+function facts(
+  kind: string,
+  node: Record<string, unknown>,
+): Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "indexName" | "enumValue"> {
+  const out: Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "indexName" | "enumValue"> = { concurrently: false };
   const relation = rangeVar(node.relation);
   if (relation) out.relation = relation;
   switch (kind) {
@@ -247,6 +263,7 @@ function facts(kind: string, node: Record<string, unknown>): Pick<SqlStatement, 
     }
     case "IndexStmt":
       out.concurrently = node.concurrent === true;
+      if (typeof node.idxname === "string") out.indexName = node.idxname;
       break;
     case "DropStmt":
       out.concurrently = node.concurrent === true && node.removeType === "OBJECT_INDEX";
