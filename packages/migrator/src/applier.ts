@@ -37,7 +37,9 @@ export async function prepareRun(pending: readonly Migration[]): Promise<Prepare
   if (pending.length === 0) return { batches: [], parsed };
   const parser = await loadSqlParser();
   for (const migration of pending) {
-    const read = parser.parseMigration(migration.statements, { nodes: false });
+    // A file run as one query per piece needs only its facts; one run alone needs every statement.
+    let read = parser.parseMigration(migration.statements, { nodes: false, statements: "facts" });
+    if (migration.noTransaction || read.managesTransactions) read = parser.parseMigration(migration.statements, { nodes: false });
     const error = read.errors[0];
     if (error) {
       throw new MigratorError(
@@ -163,7 +165,8 @@ async function applyTransactional(
 async function applyFile(client: pg.Client, read: ReadMigration, options: ApplyOptions): Promise<void> {
   const { migration, parsed } = read;
   for (let piece = 0; piece < migration.statements.length; piece++) {
-    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece, at: parsed.pieceOffsets[piece] ?? 0 }, options);
+    const at = parsed.pieceOffsets[piece] ?? 0;
+    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece, at, first: parsed.pieceStarts[piece] ?? at }, options);
     if (client.getTransactionStatus() === "I") throw transactionEnded(read, piece);
   }
 }
@@ -201,8 +204,7 @@ function rolledBack(error: unknown, uncommitted: ReadMigration[], applied: strin
 }
 
 function transactionEnded({ migration, parsed }: ReadMigration, piece: number): MigratorError {
-  const statement = parsed.statements.find((s) => s.piece === piece);
-  const { line, column } = parsed.position(statement?.start ?? parsed.pieceOffsets[piece] ?? 0);
+  const { line, column } = parsed.position(parsed.pieceStarts[piece] ?? 0);
   return new MigratorError(
     "MIGRATION_FAILED",
     `${migration.file}:${line}:${column}: statement ${piece + 1} of ${migration.tag} ended the run's transaction; what ran before it in this batch may be committed`,

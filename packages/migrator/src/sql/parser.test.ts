@@ -88,6 +88,18 @@ describe("parseMigration", () => {
     expect(parse("ALTER TYPE mood RENAME VALUE 'a' TO 'b';").addsEnumValue).toBe(false);
   });
 
+  it("keeps only the statements with a fact when asked, and each piece's first token", () => {
+    const text = ["CREATE TABLE a (id int);", "\n-- note\nALTER TYPE mood ADD VALUE 'x';\nSELECT 1;", "  "].join(STATEMENT_BREAKPOINT);
+    const parsed = parser.parseMigration(text.split(STATEMENT_BREAKPOINT), { nodes: false, statements: "facts" });
+    expect(parsed.statements.map((s) => s.kind)).toEqual(["AlterEnumStmt"]);
+    expect(parsed.addsEnumValue).toBe(true);
+    expect(parsed.pieceStarts.map((at) => text.slice(at, at + 5))).toEqual([
+      "CREAT",
+      "ALTER",
+      text.slice(parsed.pieceOffsets[2] ?? 0).slice(0, 5),
+    ]);
+  });
+
   it("takes empty pieces (a breakpoint at the end of the file, two in a row) for no statement", () => {
     const parsed = parse(`CREATE TABLE a (id int);${STATEMENT_BREAKPOINT}${STATEMENT_BREAKPOINT}\n${STATEMENT_BREAKPOINT}`);
     expect(parsed.errors).toEqual([]);

@@ -78,6 +78,8 @@ export interface ParsedMigration {
   text: string;
   /** UTF-16 offset of each piece in `text`. */
   pieceOffsets: number[];
+  /** UTF-16 offset of each piece's first statement, or of the piece when it has none. */
+  pieceStarts: number[];
   statements: SqlStatement[];
   errors: SqlSyntaxError[];
   /**
@@ -114,6 +116,11 @@ export interface ParseOptions {
    * file of a few hundred thousand INSERTs would otherwise hold a tree for each.
    */
   nodes?: boolean;
+  /**
+   * `facts` keeps only the statements that carry a fact (transaction control, CONCURRENTLY, an
+   * enum value added), for a file that runs as one query per piece and needs no more.
+   */
+  statements?: "all" | "facts";
 }
 
 export interface SqlParser {
@@ -153,7 +160,7 @@ export function loadSqlParser(): Promise<SqlParser> {
     const pg = await import("libpg-query");
     await pg.loadModule();
     return {
-      parseMigration: (pieces, options) => parseMigration(pieces, pg.parseSync, options?.nodes ?? true),
+      parseMigration: (pieces, options) => parseMigration(pieces, pg.parseSync, options ?? {}),
       scan: (sql) => scan(sql, pg.scanSync),
     };
   })();
@@ -163,9 +170,14 @@ export function loadSqlParser(): Promise<SqlParser> {
 type ParseSync = typeof import("libpg-query").parseSync;
 type ScanSync = typeof import("libpg-query").scanSync;
 
-function parseMigration(pieces: readonly string[], parseSync: ParseSync, keepNodes: boolean): ParsedMigration {
+function parseMigration(pieces: readonly string[], parseSync: ParseSync, options: ParseOptions): ParsedMigration {
+  const keepNodes = options.nodes ?? true;
+  const factsOnly = options.statements === "facts";
   const text = pieces.join(STATEMENT_BREAKPOINT);
   const pieceOffsets: number[] = [];
+  const pieceStarts: number[] = [];
+  let managesTransactions = false;
+  let addsEnumValue = false;
   const statements: SqlStatement[] = [];
   const errors: SqlSyntaxError[] = [];
   let offset = 0;
@@ -173,6 +185,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, keepNod
   const lines = new LineIndex(text);
   pieces.forEach((piece, index) => {
     pieceOffsets.push(offset);
+    pieceStarts.push(offset);
     const base = offset;
     offset += piece.length + STATEMENT_BREAKPOINT.length;
     // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
@@ -200,6 +213,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, keepNod
     }
     cutLiteral = false;
     const bytes = new Utf8Offsets(piece);
+    let first = true;
     for (const raw of result.stmts ?? []) {
       const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
       const from = raw.stmt_location ?? 0;
@@ -208,6 +222,12 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, keepNod
       const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
       const endInPiece = startInPiece + piece.slice(startInPiece, semicolon ?? piece.length).trimEnd().length;
       const start = base + startInPiece;
+      if (first) pieceStarts[index] = start;
+      first = false;
+      const known = facts(kind, fields as Record<string, unknown>);
+      if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
+      if (known.enumValue) addsEnumValue = true;
+      if (factsOnly && !known.transaction && !known.concurrently && !known.enumValue) continue;
       statements.push({
         piece: index,
         kind,
@@ -217,17 +237,18 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, keepNod
         stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
         text: piece.slice(startInPiece, endInPiece),
         ...lines.at(start),
-        ...facts(kind, fields as Record<string, unknown>),
+        ...known,
       });
     }
   });
   return {
     text,
     pieceOffsets,
+    pieceStarts,
     statements,
     errors,
-    managesTransactions: statements.some((s) => s.transaction && CONTROLS_TRANSACTION.has(s.transaction)),
-    addsEnumValue: statements.some((s) => s.enumValue),
+    managesTransactions,
+    addsEnumValue,
     position: (at) => lines.at(at),
     positionAfter: (from, characterPosition) => lines.at(from + codePointOffset(text.slice(from), Math.max(0, characterPosition - 1))),
   };
