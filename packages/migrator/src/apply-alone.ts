@@ -1,4 +1,4 @@
-import type pg from "pg";
+import pg from "pg";
 import { type ApplyOptions, type ReadMigration, runQuery, shouldRetry, withHint } from "./apply-statement.js";
 import { recordApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -87,11 +87,9 @@ function indexName(statement: SqlStatement): { sql: string; shown: string } | un
   const name = statement.indexName;
   if (name === undefined) return undefined;
   const schema = statement.relation?.schema;
-  return schema ? { sql: `${quote(schema)}.${quote(name)}`, shown: `${schema}.${name}` } : { sql: quote(name), shown: name };
-}
-
-function quote(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
+  return schema
+    ? { sql: `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`, shown: `${schema}.${name}` }
+    : { sql: pg.escapeIdentifier(name), shown: name };
 }
 
 /**
