@@ -26,20 +26,24 @@ export interface PreparedRun {
 /**
  * Parses every pending migration once and groups them into batches; refuses, before anything
  * runs, a file PostgreSQL's parser rejects (the server would reject it mid-run). Loads the parser
- * only here, so a run with nothing pending never pays for it.
+ * only here, so a run with nothing pending never pays for it. With `statements: "facts"` a file
+ * that runs in the run's transaction keeps only its statements that carry a fact.
  *
  * @example
  *   const run = await prepareRun(plan.pending);
  *   run.batches.map((b) => b.transactional); // [true, false, true]
  */
-export async function prepareRun(pending: readonly Migration[]): Promise<PreparedRun> {
+export async function prepareRun(pending: readonly Migration[], options: { statements?: "all" | "facts" } = {}): Promise<PreparedRun> {
   const parsed = new Map<Migration, ParsedMigration>();
   if (pending.length === 0) return { batches: [], parsed };
   const parser = await loadSqlParser();
   for (const migration of pending) {
-    // A file run as one query per piece needs only its facts; one run alone needs every statement.
-    let read = parser.parseMigration(migration.statements, { nodes: false, statements: "facts" });
-    if (migration.noTransaction || read.managesTransactions) read = parser.parseMigration(migration.statements, { nodes: false });
+    // A file run as one query per piece needs only its facts (`statements: "facts"`, what `up`
+    // asks for, so a huge file holds no statement list); one run alone needs every statement.
+    let read = parser.parseMigration(migration.statements, { nodes: false, statements: options.statements ?? "all" });
+    if (options.statements === "facts" && (migration.noTransaction || read.managesTransactions)) {
+      read = parser.parseMigration(migration.statements, { nodes: false });
+    }
     const error = read.errors[0];
     if (error) {
       throw new MigratorError(

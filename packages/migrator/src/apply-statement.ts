@@ -20,6 +20,8 @@ export interface ApplyOptions {
   retryDelayMs: number;
   maxRetryDelayMs?: number;
   signal?: AbortSignal;
+  /** Called before each query runs (`index`: the drizzle piece); the function it returns, after (progress reporting). */
+  onStatement?: (migration: Migration, index: number) => () => void;
 }
 
 /** A migration with its parse, which every statement's error position is read from. */
@@ -53,10 +55,13 @@ export async function runQuery(client: pg.Client, read: ReadMigration, query: Qu
       details: { tag: migration.tag, statement: query.piece + 1, file: migration.file },
     });
   }
+  const finished = options.onStatement?.(migration, query.piece);
   try {
     await client.query(query.sql);
   } catch (cause) {
     throw statementError(read, query, cause, options.signal?.aborted ?? false);
+  } finally {
+    finished?.();
   }
 }
 

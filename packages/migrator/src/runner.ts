@@ -162,7 +162,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
       markPlan(result, plan);
       if (plan.problems.length > 0) throw planError(plan.problems);
       if (plan.pending.length === 0) return;
-      const prepared = await prepareRun(plan.pending);
+      const prepared = await prepareRun(plan.pending, { statements: "facts" });
       onEvent({
         event: "migration.plan",
         severity: "INFO",
