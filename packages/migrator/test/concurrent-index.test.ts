@@ -55,6 +55,34 @@ describe("CREATE INDEX CONCURRENTLY under live writes", () => {
     expect(await indexValid(db, "events_kind_idx")).toBe(true);
   });
 
+  // Regression: a /* */ comment before the statement hid CONCURRENTLY from the applier's regex,
+  // so the build ran under lock_timeout. PostgreSQL's parser sees through comments.
+  it("sees CONCURRENTLY behind block comments and still waits instead of timing out", async () => {
+    folder.add({
+      name: "index_id_kind",
+      header: "-- yomu:no-transaction",
+      statements: [
+        "/* built while serving */ CREATE /* no table lock */ INDEX\n-- why: lookups\nCONCURRENTLY IF NOT EXISTS events_id_kind_idx ON events (id, kind)",
+      ],
+    });
+    const writer = new pg.Client(db.url);
+    await writer.connect();
+    try {
+      await writer.query("BEGIN");
+      await writer.query("INSERT INTO events (kind) VALUES ('open again')");
+      const runner = startCli(["--lock-timeout", "100ms"], env());
+      await runner.waitFor("migration.plan");
+      await new Promise((r) => setTimeout(r, 1000));
+      await writer.query("COMMIT");
+      const run = await runner.done;
+      expect(run.code, run.stdout).toBe(0);
+      expect(eventsNamed(run, "migration.lock_timeout.retry")).toEqual([]);
+    } finally {
+      await writer.end();
+    }
+    expect(await indexValid(db, "events_id_kind_idx")).toBe(true);
+  });
+
   it("drops an INVALID index a failed build left behind, then builds it", async () => {
     // A unique build over duplicates fails and leaves exactly what a killed build leaves.
     await db.query("CREATE UNIQUE INDEX CONCURRENTLY events_kind_key ON events (kind)").catch(() => {});
