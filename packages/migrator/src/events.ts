@@ -35,7 +35,11 @@ export interface MigratorEvents {
   "migration.lock.acquired": { waitMs: number };
   "migration.history.crashed": { runs: number };
   "migration.history.unsaved": { runId: string; error: string };
-  "migration.plan": { pending: string[]; batches: Array<{ transactional: boolean; tags: string[] }> };
+  "migration.plan": { pending: string[]; batches: Array<{ transactional: boolean; ownTransactions: boolean; tags: string[] }> };
+  /** A file with BEGIN ... COMMIT blocks of its own runs alone; it is not atomic as a whole. */
+  "migration.transactions.own": { tag: string; file: string; line: number | undefined };
+  /** A commit after `commitAfter`, whose new enum value `tag` uses (PostgreSQL needs it, 55P04). */
+  "migration.enum.split": { tag: string | undefined; commitAfter: string | undefined };
   "migration.started": { tag: string; statements: number };
   "migration.progress": {
     tag: string;

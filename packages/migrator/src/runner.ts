@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { type AppliedMigration, applyBatch } from "./applier.js";
+import { type AppliedMigration, applyRun, type PreparedRun, prepareRun } from "./applier.js";
 import { defaults } from "./defaults.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -55,7 +55,7 @@ export interface RunResult extends Omit<RunRecord, "status" | "changed" | "comma
 /** What applying the plan did: the tags done, and the failure with where it happened. */
 interface Applied {
   done: AppliedMigration[];
-  failure?: { error: unknown; tag: string | undefined; batchTags: string[]; transactional: boolean; statementsDone: number };
+  failure?: { error: unknown; tag: string | undefined; rolledBack: string[]; transactional: boolean; statementsDone: number };
 }
 
 /**
@@ -92,44 +92,59 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
 async function applyPlan(session: Session, plan: Plan, options: RunOptions): Promise<Applied> {
   const onEvent = options.onEvent ?? (() => {});
   if (plan.problems.length > 0 || plan.pending.length === 0) return { done: [] };
-  onEvent({
-    event: "migration.plan",
-    severity: "INFO",
-    message: `${plan.pending.length} pending migration(s) in ${plan.batches.length} batch(es)`,
-    pending: plan.pending.map((m) => m.tag),
-    batches: plan.batches.map((b) => ({ transactional: b.transactional, tags: b.migrations.map((m) => m.tag) })),
-  });
   const done: AppliedMigration[] = [];
-  for (const batch of plan.batches) {
-    try {
-      if (batch === plan.batches[0]) await ensureDrizzleTable(session.client);
-      const batchDone = await applyBatch(session.client, batch, {
-        onEvent,
-        lockTimeoutMs: options.lockTimeoutMs ?? defaults.lockTimeoutMs,
-        lockRetries: options.lockRetries ?? defaults.lockRetries,
-        retryDelayMs: options.lockRetryDelayMs ?? defaults.lockRetryDelayMs,
-        signal: options.signal,
-        onStatement: session.progress.onStatement,
-      });
-      for (const m of batchDone) {
-        done.push(m);
-        onEvent({
-          event: "migration.applied",
-          severity: "NOTICE",
-          message: `applied ${m.tag} in ${m.durationMs}ms`,
-          tag: m.tag,
-          durationMs: m.durationMs,
-        });
-      }
-    } catch (error) {
-      const at = session.progress.position();
-      const batchTags = batch.migrations.map((m) => m.tag);
-      const tag = at && batchTags.includes(at.tag) ? at.tag : undefined;
-      return {
-        done,
-        failure: { error, tag, batchTags, transactional: batch.transactional, statementsDone: at && tag ? at.statement - 1 : 0 },
-      };
-    }
+  let prepared: PreparedRun | undefined;
+  try {
+    // The parser is loaded here, and only here: a run with nothing pending never pays for it.
+    prepared = await prepareRun(plan.pending, { statements: "facts" });
+    onEvent({
+      event: "migration.plan",
+      severity: "INFO",
+      message: `${plan.pending.length} pending migration(s) in ${prepared.batches.length} batch(es)`,
+      pending: plan.pending.map((m) => m.tag),
+      batches: prepared.batches.map((b) => ({
+        transactional: b.transactional,
+        ownTransactions: b.ownTransactions,
+        tags: b.migrations.map((m) => m.tag),
+      })),
+    });
+    await ensureDrizzleTable(session.client);
+    await applyRun(session.client, prepared, {
+      onEvent,
+      lockTimeoutMs: options.lockTimeoutMs ?? defaults.lockTimeoutMs,
+      lockRetries: options.lockRetries ?? defaults.lockRetries,
+      retryDelayMs: options.lockRetryDelayMs ?? defaults.lockRetryDelayMs,
+      signal: options.signal,
+      onStatement: session.progress.onStatement,
+      onApplied: (batchDone) => {
+        for (const m of batchDone) {
+          done.push(m);
+          onEvent({
+            event: "migration.applied",
+            severity: "NOTICE",
+            message: `applied ${m.tag} in ${m.durationMs}ms`,
+            tag: m.tag,
+            durationMs: m.durationMs,
+          });
+        }
+      },
+    });
+  } catch (error) {
+    const at = session.progress.position();
+    const details = error instanceof MigratorError ? error.details : {};
+    const tag = typeof details.tag === "string" ? details.tag : at?.tag;
+    const batch = prepared?.batches.find((b) => b.migrations.some((m) => m.tag === tag));
+    const rolledBack = Array.isArray(details.rolledBack) ? details.rolledBack.map(String) : [];
+    return {
+      done,
+      failure: {
+        error,
+        tag,
+        rolledBack,
+        transactional: batch ? batch.transactional && !batch.ownTransactions : true,
+        statementsDone: at && at.tag === tag ? at.statement - 1 : 0,
+      },
+    };
   }
   return { done };
 }
@@ -161,7 +176,7 @@ function toResult(record: RunRecord, migrations: readonly Migration[], plan: Pla
     if (durations.has(tag)) return "applied";
     if (already.has(tag)) return "already-applied";
     if (failure?.tag === tag) return "failed";
-    if (failure?.transactional && failure.batchTags.includes(tag)) return "rolled-back";
+    if (failure?.rolledBack.includes(tag)) return "rolled-back";
     return "pending";
   };
   return {
