@@ -97,7 +97,8 @@ export async function startEmbeddedPostgres(options: EmbeddedServerOptions): Pro
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      const said = stderr.trim().split("\n").at(-1) ?? "";
+      const lines = stderr.trim().split("\n");
+      const said = lines.find((line) => /Error\b/.test(line)) ?? lines.at(-1) ?? "";
       fail(
         new EmbeddedPostgresError(
           "START_FAILED",

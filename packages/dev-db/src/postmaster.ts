@@ -62,10 +62,20 @@ export async function claimDataFolder(dataDir: string, postgresBinary: string, o
   await stopPid(holder.pid);
 }
 
-/** SIGINT, then SIGQUIT after 30s, until the process is gone. */
-export async function stopPid(pid: number): Promise<void> {
+/**
+ * SIGINT, then SIGQUIT after 30s, until the process is gone: `exited` for a child of ours (whose
+ * pid stays alive as a zombie until reaped), the pid itself for anyone else's.
+ *
+ * @example
+ *   await stopPid(orphan.pid);
+ */
+export async function stopPid(pid: number, exited?: Promise<void>): Promise<void> {
+  let gone = false;
+  void exited?.then(() => {
+    gone = true;
+  });
   signal(pid, "SIGINT");
-  for (let waited = 0; alive(pid); waited += 100) {
+  for (let waited = 0; exited ? !gone : alive(pid); waited += 100) {
     if (waited === 30_000) signal(pid, "SIGQUIT");
     if (waited >= 60_000) throw new EmbeddedPostgresError("START_FAILED", `PostgreSQL pid ${pid} did not stop within 60s`);
     await sleep(100);

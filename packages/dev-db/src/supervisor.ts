@@ -57,12 +57,20 @@ async function main(options: SupervisorOptions): Promise<void> {
   send({ event: "ready", port, dataDir, release: binaries.release });
 
   let stopping = false;
+  const exited = new Promise<void>((done) => server.once("exit", () => done()));
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    if (server.exitCode === null && server.signalCode === null && server.pid) await stopPid(server.pid);
-    if (options.ephemeral) await rm(dataDir, { recursive: true, force: true });
-    process.exit(0);
+    let code = 0;
+    try {
+      if (server.exitCode === null && server.signalCode === null && server.pid) await stopPid(server.pid, exited);
+      // Retries: a folder still settling after the server's last write can refuse the first pass.
+      if (options.ephemeral) await rm(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (error) {
+      log(`stopping PostgreSQL: ${error instanceof Error ? error.message : String(error)}`);
+      code = 1;
+    }
+    process.exit(code);
   };
   process.stdin.on("end", stop).on("close", stop).on("error", stop).resume();
   process.on("SIGINT", stop).on("SIGTERM", stop).on("SIGHUP", stop);
