@@ -17,4 +17,7 @@ git clone --quiet --no-hardlinks "$source_repo" "$clone"
 cd "$clone"
 echo "fresh clone of $(git rev-parse --short HEAD) in $home (mode $(stat -c %a "$home")) as $(id -un)"
 [ $# -gt 0 ] || set -- bash .ci/run
+# A private npm prefix: the README's `npm install -g pnpm` lands in the clone's folder and leaves
+# the machine's own pnpm, which other checkouts may be using, alone.
+export NPM_CONFIG_PREFIX="$home/npm-global" PATH="$home/npm-global/bin:$PATH"
 env -u DATABASE_URL CI=true "$@"
