@@ -33,7 +33,8 @@ if (absent.length > 0 && canInstall) {
   const packages = [...new Set(absent.map((tool) => tool.pkg))];
   process.stderr.write(`test set-up: installing ${packages.join(" ")} with apt-get (for ${absent.map((t) => t.command).join(", ")})\n`);
   const apt = (args) =>
-    spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } }).status === 0;
+    spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } })
+      .status === 0;
   if (!apt(["update", "-qq"]) || !apt(["install", "-y", "-qq", "--no-install-recommends", ...packages])) {
     process.stderr.write("test set-up: apt-get failed (its message is above)\n");
   }

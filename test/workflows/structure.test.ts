@@ -146,8 +146,14 @@ describe("ci.yaml", () => {
     // Every test job sets up its tools with the script `pnpm test` uses, never a copy of the list.
     for (const id of ["test", "test-embedded", "test-embedded-18"]) {
       const runs = (ci.jobs[id] as Job).steps.map((step) => step.run ?? "");
-      expect(runs.some((run) => run.includes("scripts/system-tools.mjs")), id).toBe(true);
-      expect(runs.some((run) => run.includes("apt-get")), id).toBe(false);
+      expect(
+        runs.some((run) => run.includes("scripts/system-tools.mjs")),
+        id,
+      ).toBe(true);
+      expect(
+        runs.some((run) => run.includes("apt-get")),
+        id,
+      ).toBe(false);
     }
   });
 

@@ -36,8 +36,8 @@ interface Dev {
 
 async function startDev(dataDir: string, port?: number): Promise<Dev> {
   const apiPort = port ?? (await freePort());
-  const env = { ...process.env, PORT: String(apiPort), EMBEDDED_PG_DATA: dataDir, LOG_FORMAT: "json" };
-  delete env.DATABASE_URL;
+  const { DATABASE_URL: _none, ...inherited } = process.env;
+  const env = { ...inherited, PORT: String(apiPort), EMBEDDED_PG_DATA: dataDir, LOG_FORMAT: "json" };
   const child = spawn(process.execPath, [entry], { env, stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let output = "";

@@ -3,6 +3,7 @@
 // replaced by 0, a `kill -9`ed caller left an orphan that broke every later start with an opaque
 // error, and a busy data folder gave the same opaque error.
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,7 +103,7 @@ describe("the embedded PostgreSQL", () => {
       await server.stop();
       process.exitCode = 3;`;
     const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: "inherit" });
-    const [exitCode] = (await new Promise((done) => child.once("exit", (...args) => done(args)))) as [number];
+    const [exitCode] = await once(child, "exit");
     expect(exitCode).toBe(3);
   });
 
