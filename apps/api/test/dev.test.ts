@@ -3,13 +3,14 @@
 // migrating; a second start or one after `kill -9` failed with an opaque "[cause]: undefined".
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../test/support/net.js";
+import { alive, postmasterPid } from "../../../test/support/processes.js";
 
 const entry = new URL("../dist/dev.js", import.meta.url).pathname;
 const folders: string[] = [];
@@ -64,15 +65,6 @@ const events = (dev: Dev) =>
     .split("\n")
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line) as { event: string; message: string });
-const serverPid = (dataDir: string) => Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The one line a failure prints: one JSON event, nothing that looks like a stack. */
 function onlyFailure(dev: Dev): string {
@@ -87,7 +79,7 @@ describe("pnpm start's entry, dist/dev.js", () => {
     const dataDir = dataFolder();
     const dev = await startDev(dataDir);
     await untilReady(dev);
-    const postgres = serverPid(dataDir);
+    const postgres = postmasterPid(dataDir);
     dev.child.kill("SIGINT");
     expect(await dev.exit).toBe(0);
     expect(events(dev).map((e) => e.event)).toContain("server.stopped");
@@ -114,7 +106,7 @@ describe("pnpm start's entry, dist/dev.js", () => {
     await untilReady(first);
     const second = await startDev(dataDir);
     expect(await second.exit).toBe(2);
-    expect(onlyFailure(second)).toMatch(new RegExp(`^data folder ${dataDir} is in use by pid ${serverPid(dataDir)} \\(`));
+    expect(onlyFailure(second)).toMatch(new RegExp(`^data folder ${dataDir} is in use by pid ${postmasterPid(dataDir)} \\(`));
     // The first one never noticed.
     expect((await fetch(`http://127.0.0.1:${first.port}/readyz`)).status).toBe(200);
     first.child.kill("SIGINT");
@@ -125,7 +117,7 @@ describe("pnpm start's entry, dist/dev.js", () => {
     const dataDir = dataFolder();
     const first = await startDev(dataDir);
     await untilReady(first);
-    const postgres = serverPid(dataDir);
+    const postgres = postmasterPid(dataDir);
     first.child.kill("SIGKILL");
     await first.exit;
     for (let i = 0; i < 300 && alive(postgres); i++) await sleep(100);

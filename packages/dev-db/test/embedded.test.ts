@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { alive, postmasterPid } from "../../../test/support/processes.js";
 // The built package, as its callers load it: the supervisor runs from dist/.
 import { EmbeddedPostgresError, majorFromEnv, startEmbeddedPostgres } from "../dist/index.js";
 
@@ -48,15 +49,6 @@ async function holder(dataDir: string, ephemeral = false): Promise<{ child: Chil
   return { child, port: (JSON.parse(line) as { port: number }).port, supervisor };
 }
 
-const postmasterPid = (dataDir: string) => Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 async function until(condition: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (condition()) return;
