@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { type Binaries, findBinaries, type Major } from "./binaries.js";
 import { EmbeddedPostgresError } from "./errors.js";
 import { claimDataFolder, stopPid } from "./postmaster.js";
@@ -91,6 +91,9 @@ async function placeDataFolder(requested: string, user: ServerUser | undefined):
 }
 
 async function initialise(binaries: Binaries, dataDir: string, user: ServerUser | undefined): Promise<void> {
+  // The folders above keep the usual mode (a 0700 .data/ would lock the server's user out); only
+  // the cluster's own folder is private, as PostgreSQL demands.
+  await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (user) await chown(dataDir, user.uid, user.gid);
   await chmod(dataDir, 0o700);

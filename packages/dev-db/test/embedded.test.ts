@@ -76,8 +76,10 @@ async function failure(start: Promise<unknown>): Promise<EmbeddedPostgresError> 
 
 describe("the embedded PostgreSQL", () => {
   it("serves the major YOMU_EMBEDDED_PG names and deletes an ephemeral cluster when stopped", async () => {
-    const dataDir = join(folder(), "pg");
+    // Folders it creates on the way stay open: a 0700 .data/ once locked root's server user out.
+    const dataDir = join(folder(), "data", "pg");
     const server = await startEmbeddedPostgres({ dataDir, ephemeral: true });
+    expect(server.dataDir).toBe(dataDir);
     const client = new pg.Client(server.url);
     await client.connect();
     const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
