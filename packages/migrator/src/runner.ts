@@ -6,9 +6,10 @@ import { connect, describeDatabase } from "./connection.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import { ensureHistoryTable, type HistoryRow, historyExists, markCrashedRuns, saveRun, summarizeRuns } from "./history.js";
-import { type Migration, readMigrations } from "./journal.js";
+import { type Migration, readMigrationFolder } from "./journal.js";
 import { withAdvisoryLock } from "./lock.js";
 import type { EventSink } from "./log.js";
+import { assertApplicableSize } from "./migration-file.js";
 import { type Plan, type PlanProblem, planMigrations } from "./plan.js";
 
 export interface RunOptions {
@@ -130,7 +131,17 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
   let client: pg.Client | undefined;
   let stopCancelling = () => {};
   try {
-    const shipped = readMigrations(options.dir);
+    const folder = readMigrationFolder(options.dir);
+    for (const warning of folder.warnings) {
+      onEvent({
+        event: "migration.journal.warning",
+        severity: "WARNING",
+        message: warning.message,
+        code: warning.code,
+        tags: warning.tags,
+      });
+    }
+    const shipped = folder.migrations;
     const migrations = options.include ? shipped.filter(options.include) : shipped;
     result.migrations = migrations.map((m) => ({ tag: m.tag, status: "pending" }));
     client = await connect({
@@ -162,6 +173,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
       markPlan(result, plan);
       if (plan.problems.length > 0) throw planError(plan.problems);
       if (plan.pending.length === 0) return;
+      for (const migration of plan.pending) assertApplicableSize(migration);
       onEvent({
         event: "migration.plan",
         severity: "INFO",
@@ -169,7 +181,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
         pending: plan.pending.map((m) => m.tag),
         batches: plan.batches.map((b) => ({ transactional: b.transactional, tags: b.migrations.map((m) => m.tag) })),
       });
-      await ensureDrizzleTable(session);
+      await ensureDrizzleTable(session, migrations);
       for (const batch of plan.batches) {
         try {
           const done = await applyBatch(session, batch, {
