@@ -191,4 +191,14 @@ describe("journal checks", () => {
     expect(migration?.hash).toBe(createHash("sha256").update("SELECT 1;").digest("hex"));
     expect(migration?.statements).toEqual(["SELECT 2;"]);
   });
+
+  it("splits a file larger than a read chunk exactly as drizzle-orm does, breakpoints and characters straddling chunks", () => {
+    // 64 KiB chunks: pieces of varied length put breakpoints and multi-byte characters across every boundary.
+    const pieces = Array.from({ length: 4_000 }, (_, i) => `INSERT INTO t VALUES (${i}, '${"é🎉x".repeat(i % 17)}');\n`);
+    const text = pieces.join("--> statement-breakpoint\n");
+    const dir = journalFolder([{ tag: "0000_big", text }]);
+    const [migration] = readMigrationFolder(dir).migrations;
+    expect(migration?.statements).toEqual(drizzle045Files({ migrationsFolder: dir })[0]?.sql);
+    expect(migration?.offsets.map((at, i) => text.slice(at, at + (migration.statements[i]?.length ?? 0)))).toEqual(migration?.statements);
+  });
 });

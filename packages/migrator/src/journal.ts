@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { MigratorError } from "./errors.js";
-import { readMigrationText, scanMigrationFile } from "./migration-file.js";
+import { readStatements, scanMigrationFile } from "./migration-file.js";
 import { splitStatements } from "./sql-lexer.js";
 
 /** drizzle-kit's separator between statements in a migration file. */
@@ -203,7 +203,7 @@ function loadMigration(identity: { tag: string; name?: string; when: number }, p
   }
   let text: { statements: string[]; offsets: number[] } | undefined;
   const read = () => {
-    if (!text) text = split(readMigrationText(path));
+    if (!text) text = readStatements(path, STATEMENT_BREAKPOINT);
     return text;
   };
   return {
@@ -219,18 +219,6 @@ function loadMigration(identity: { tag: string; name?: string; when: number }, p
       return read().offsets;
     },
   };
-}
-
-// drizzle-orm splits on the bare marker and sends every piece, even a blank one.
-function split(text: string): { statements: string[]; offsets: number[] } {
-  const statements = text.split(STATEMENT_BREAKPOINT);
-  const offsets: number[] = [];
-  let offset = 0;
-  for (const statement of statements) {
-    offsets.push(offset);
-    offset += statement.length + STATEMENT_BREAKPOINT.length;
-  }
-  return { statements, offsets };
 }
 
 function readJournal(folder: string, dir: string): JournalEntry[] {
