@@ -193,12 +193,14 @@ describe("journal checks", () => {
   });
 
   it("splits a file larger than a read chunk exactly as drizzle-orm does, breakpoints and characters straddling chunks", () => {
-    // 64 KiB chunks: pieces of varied length put breakpoints and multi-byte characters across every boundary.
-    const pieces = Array.from({ length: 4_000 }, (_, i) => `INSERT INTO t VALUES (${i}, '${"é🎉x".repeat(i % 17)}');\n`);
+    // Read in 64 KiB chunks and 1 MiB windows: pieces of varied length put breakpoints and multi-byte
+    // characters across every boundary of both.
+    const pieces = Array.from({ length: 30_000 }, (_, i) => `INSERT INTO t VALUES (${i}, '${"é🎉x".repeat(i % 17)}');\n`);
     const text = pieces.join("--> statement-breakpoint\n");
     const dir = journalFolder([{ tag: "0000_big", text }]);
     const [migration] = readMigrationFolder(dir).migrations;
-    expect(migration?.statements).toEqual(drizzle045Files({ migrationsFolder: dir })[0]?.sql);
-    expect(migration?.offsets.map((at, i) => text.slice(at, at + (migration.statements[i]?.length ?? 0)))).toEqual(migration?.statements);
+    const statements = [...(migration?.statements ?? [])];
+    expect(statements).toEqual(drizzle045Files({ migrationsFolder: dir })[0]?.sql);
+    expect(migration?.offsets.map((at, i) => text.slice(at, at + (statements[i]?.length ?? 0)))).toEqual(statements);
   });
 });
