@@ -344,12 +344,12 @@ function printTable(list) {
   process.stdout.write("\ntakeovers: yomu-migrate up on drizzle's database / drizzle's migrator on yomu's; both must do nothing\n");
   process.stdout.write("* the server lacks what the history's platform provides: stand-ins run first (<history>.bench.json)\n");
   for (const r of list) {
-    if (r.notes.length) process.stdout.write(`\n${r.history}:\n  ${r.notes.join("\n  ")}\n`);
-    if (r.yomuWarnings?.length)
-      process.stdout.write(
-        `${r.notes.length ? "" : `\n${r.history}:\n`}  ${r.yomuWarnings.length} warning(s), e.g. ${r.yomuWarnings[0]}\n`,
-      );
-    if (r.verifyKinds) process.stdout.write(`  verify: ${JSON.stringify(r.verifyKinds)}\n`);
-    if (r.lintRules) process.stdout.write(`  lint: ${JSON.stringify(r.lintRules)}\n`);
+    const details = [
+      ...r.notes,
+      ...(r.yomuWarnings?.length ? [`${r.yomuWarnings.length} warning(s), e.g. ${r.yomuWarnings[0]}`] : []),
+      ...(r.verifyKinds ? [`verify: ${JSON.stringify(r.verifyKinds)}`] : []),
+      ...(r.lintRules ? [`lint: ${JSON.stringify(r.lintRules)}`] : []),
+    ];
+    if (details.length) process.stdout.write(`\n${r.history}:\n  ${details.join("\n  ")}\n`);
   }
 }
