@@ -19,7 +19,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
+import { timed, withClient } from "../lib/process.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -88,7 +88,7 @@ async function benchOne(original, n) {
   try {
     const preludes = [...(preludeFlag ? [resolve(preludeFlag)] : []), ...(config.preludes ?? []).map((p) => join(original, "..", p))];
     for (const prelude of preludes) {
-      for (const url of [drizzleDb.url, yomuDb.url]) await runSql(url, readFileSync(prelude, "utf8"));
+      for (const url of [drizzleDb.url, yomuDb.url]) await withClient(url, (client) => client.query(readFileSync(prelude, "utf8")));
     }
     const env = (url) => ({ ...process.env, DATABASE_URL: url, MIGRATIONS_DIR: folder, LAYOUT: layout, LOG_FORMAT: "json" });
 
@@ -182,20 +182,6 @@ function sqlFiles(folder, layout) {
   return journal.entries.map((e) => join(folder, `${e.tag}.sql`)).filter((f) => existsSync(f));
 }
 
-/** Wall time and peak RSS (GNU time) of one command. */
-function timed(command, argv, env) {
-  const timeFile = join(scratch, "time.txt");
-  const started = performance.now();
-  const child = spawnSync("/usr/bin/time", ["-f", "%M", "-o", timeFile, command, ...argv], {
-    env,
-    encoding: "utf8",
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  const ms = Math.round(performance.now() - started);
-  const peakKiB = existsSync(timeFile) ? Number(readFileSync(timeFile, "utf8").trim().split("\n").at(-1)) : Number.NaN;
-  return { status: child.status, stdout: child.stdout ?? "", stderr: child.stderr ?? "", ms, peakMiB: Math.round(peakKiB / 102.4) / 10 };
-}
-
 function events(stdout) {
   return stdout
     .split("\n")
@@ -264,10 +250,8 @@ function diffFile(history, a, b) {
   return path;
 }
 
-async function rows(url) {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
+function rows(url) {
+  return withClient(url, async (client) => {
     const { rows: present } = await client.query("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS p");
     if (!present[0].p) return [];
     const { rows: cols } = await client.query(
@@ -278,37 +262,19 @@ async function rows(url) {
       `SELECT hash, created_at${hasName ? ", name" : ""} FROM drizzle.__drizzle_migrations ORDER BY id`,
     );
     return list;
-  } finally {
-    await client.end();
-  }
-}
-
-async function runSql(url, sql) {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 async function createDatabase(name) {
-  const admin = new pg.Client(adminUrl);
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE template0`);
-  await admin.end();
+  await withClient(adminUrl, async (admin) => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE template0`);
+  });
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    async drop() {
-      const a = new pg.Client(adminUrl);
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await a.end();
-    },
+    drop: () => withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
   };
 }
 

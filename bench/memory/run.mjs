@@ -4,12 +4,11 @@
 // Usage (after `pnpm build`): node bench/memory/run.mjs [--rows 380000] [--no-breakpoints]
 // DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
 // Needs GNU time (/usr/bin/time).
-import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
+import { timed, withClient } from "../lib/process.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const cli = join(root, "packages/migrator/bin/yomu-migrate.js");
@@ -43,10 +42,7 @@ try {
   process.stdout.write("| command | exit | wall s | peak RSS MiB |\n| --- | ---: | ---: | ---: |\n");
   for (const [label, r] of results)
     process.stdout.write(`| ${label} | ${r.status} | ${(r.ms / 1000).toFixed(1)} | ${r.peakMiB.toFixed(1)} |\n`);
-  const client = new pg.Client(url.toString());
-  await client.connect();
-  const { rows } = await client.query("SELECT count(*)::int AS n FROM bulk_rows");
-  await client.end();
+  const { rows } = await withClient(url.toString(), (client) => client.query("SELECT count(*)::int AS n FROM bulk_rows"));
   process.stdout.write(`\nrows in bulk_rows: ${rows[0].n} (expected ${ROWS})\n`);
   const up = results[1][1];
   process.stdout.write(
@@ -58,10 +54,9 @@ try {
   await admin(`CREATE DATABASE ${name}_big TEMPLATE template0`);
   url.pathname = `/${name}_big`;
   const refused = measure(["up"], { ...env, DATABASE_URL: url.toString(), MIGRATIONS_DIR: big });
-  const client2 = new pg.Client(url.toString());
-  await client2.connect();
-  const { rows: tables } = await client2.query("SELECT to_regclass('bulk_rows') IS NOT NULL AS present");
-  await client2.end();
+  const { rows: tables } = await withClient(url.toString(), (client) =>
+    client.query("SELECT to_regclass('bulk_rows') IS NOT NULL AS present"),
+  );
   process.stdout.write(`\nover the limit, anything applied: ${tables[0].present ? "YES" : "no"}`);
   const failed = refused.stdout.split("\n").find((l) => l.includes("MiB"));
   process.stdout.write(
@@ -102,24 +97,9 @@ function generate(dir, size) {
 }
 
 function measure(args, env) {
-  const timeFile = join(scratch, "time.txt");
-  const started = performance.now();
-  const child = spawnSync("/usr/bin/time", ["-f", "%M", "-o", timeFile, process.execPath, cli, ...args], {
-    env,
-    encoding: "utf8",
-    maxBuffer: 512 * 1024 * 1024,
-  });
-  const ms = performance.now() - started;
-  const kib = Number(spawnSync("tail", ["-n", "1", timeFile], { encoding: "utf8" }).stdout.trim());
-  return { status: child.status, ms, peakMiB: kib / 1024, stdout: child.stdout };
+  return timed(process.execPath, [cli, ...args], env);
 }
 
-async function admin(sql) {
-  const client = new pg.Client(adminUrl);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
+function admin(sql) {
+  return withClient(adminUrl, (client) => client.query(sql));
 }
