@@ -3,25 +3,14 @@ import { drizzle as drizzle045 } from "drizzle-orm/node-postgres";
 import { migrate as migrate045 } from "drizzle-orm/node-postgres/migrator";
 import { drizzle as drizzle1 } from "drizzle-orm-v1/node-postgres";
 import { migrate as migrate1 } from "drizzle-orm-v1/node-postgres/migrator";
-import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
-import { only, runCli } from "./support/cli.js";
+import { only, runCli, withClient } from "./support/cli.js";
 import { MigrationFolders, MigrationsFolder } from "./support/migrations.js";
 
 // drizzle-orm 1.0 (a release candidate, installed as drizzle-orm-v1) and yomu-migrate must be
 // able to take turns on one database in drizzle-kit 1.0's layout, as 0.45 and yomu-migrate do on
 // the journal layout (drizzle-interop.test.ts).
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 const drizzle1Migrate = (url: string, dir: string) =>
   withClient(url, (client) => migrate1(drizzle1({ client }), { migrationsFolder: dir }));
