@@ -1,7 +1,8 @@
 // Applies real drizzle-kit histories with drizzle's own migrator and with yomu-migrate, each on a
 // fresh database, and compares what they built: `pg_dump --schema-only` and drizzle's rows. Then
 // each takes over the other's database (both must find nothing to do), and `yomu-migrate verify`
-// and `yomu-migrate lint` (every file) run on the yomu-built database. Prints one table.
+// and `yomu-migrate lint` (every file) run on the yomu-built database. Prints one table. One file,
+// as every bench here, to be read top to bottom.
 //
 // Usage (after `pnpm build`):
 //   node bench/corpus/run.mjs <folder> [<folder>...]   any drizzle-kit folder, either layout
