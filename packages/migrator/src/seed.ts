@@ -131,7 +131,9 @@ function insertFor(table: Table, rows: number, tables: Table[], counts: Map<stri
     joins.push(
       `JOIN (SELECT row_number() OVER () AS rn, ${cols} FROM ${referenced.name}) ${alias} ON ${alias}.rn = 1 + (g.g - 1) % ${count}`,
     );
-    key.columns.forEach((column, j) => fromKey.set(column, `${alias}.${pg.escapeIdentifier(key.refColumns[j] as string)}`));
+    key.columns.forEach((column, j) => {
+      fromKey.set(column, `${alias}.${pg.escapeIdentifier(key.refColumns[j] as string)}`);
+    });
   });
   for (const column of table.columns) {
     if (column.generated || column.identity) continue;
