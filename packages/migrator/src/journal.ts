@@ -3,9 +3,9 @@ import { join, relative, resolve } from "node:path";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { MigratorError } from "./errors.js";
 import { splitStatements } from "./sql-lexer.js";
+import { STATEMENT_BREAKPOINT } from "./sql/parser.js";
 
-/** drizzle-kit's separator between statements in a migration file. */
-export const STATEMENT_BREAKPOINT = "--> statement-breakpoint";
+export { STATEMENT_BREAKPOINT };
 
 /**
  * A file whose first line is this marker runs alone and outside a transaction, so it can hold
