@@ -81,11 +81,28 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
     const byTag = new Map(readMigrations(config.dir).map((m) => [m.tag, m.file]));
     files = state.pending.map((tag) => byTag.get(tag) as string);
   }
-  const findings = await lint({ files, base });
+  // Pending files and those changed since --base ship in one deploy; named files are judged alone.
+  const findings = await lint({ files, base, deployTogether: config.files.length === 0 });
   if (config.json) process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
-  else {
-    for (const f of findings) process.stdout.write(`${f.file}:${f.line} ${f.rule} ${f.message}\n`);
+  else if (config.logFormat === "pretty") {
+    for (const f of findings) process.stdout.write(`${f.file}:${f.line}:${f.column} ${f.rule} ${f.message} (${f.docs})\n`);
     process.stdout.write(`${findings.length} finding(s) in ${files.length} migration file(s)\n`);
+  } else {
+    for (const f of findings) {
+      log({
+        ...f,
+        event: "migration.lint.finding",
+        severity: "WARNING",
+        message: `${f.file}:${f.line}:${f.column} ${f.rule} ${f.message}`,
+      });
+    }
+    log({
+      event: "migration.lint.finished",
+      severity: findings.length > 0 ? "ERROR" : "INFO",
+      message: `${findings.length} finding(s) in ${files.length} migration file(s)`,
+      findings: findings.length,
+      files: files.length,
+    });
   }
   return findings.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
 }

@@ -2,8 +2,8 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { MigratorError } from "./errors.js";
-import { splitStatements } from "./sql-lexer.js";
 import { STATEMENT_BREAKPOINT } from "./sql/parser.js";
+import { splitStatements } from "./sql-lexer.js";
 
 export { STATEMENT_BREAKPOINT };
 
