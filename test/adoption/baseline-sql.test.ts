@@ -28,7 +28,7 @@ const generated = [
   'CREATE INDEX "members_email_idx" ON "members" USING btree ("email");',
 ].join(`${STATEMENT_BREAKPOINT}\n`);
 
-const baseline = rewriteBaseline(generated).sql;
+const baseline = (await rewriteBaseline(generated)).sql;
 
 async function runPieces(db: TestDatabase, sql: string): Promise<void> {
   await withClient(db.url, async (client) => {

@@ -275,7 +275,7 @@ function statusTable(state: Status, config: Config): string {
 
 async function baseline(config: Config, log: Logger): Promise<number> {
   const { baselineFile } = await import("./baseline.js");
-  const result = baselineFile(config.file as string, { check: config.check });
+  const result = await baselineFile(config.file as string, { check: config.check });
   for (const skip of result.untouched) {
     log({
       event: "migration.baseline.untouched",

@@ -1,4 +1,4 @@
-export { applyBatch } from "./applier.js";
+export { applyRun, type PreparedRun, prepareRun } from "./applier.js";
 export { BASELINE_TAG, baselineFile, rewriteBaseline } from "./baseline.js";
 export { runCli } from "./cli.js";
 export { type Config, parseConfig, settings } from "./config.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import pg from "pg";
-import { applyBatch } from "./applier.js";
+import { applyRun, prepareRun } from "./applier.js";
 import { connect, describeDatabase } from "./connection.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -162,40 +162,46 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
       markPlan(result, plan);
       if (plan.problems.length > 0) throw planError(plan.problems);
       if (plan.pending.length === 0) return;
+      const prepared = await prepareRun(plan.pending);
       onEvent({
         event: "migration.plan",
         severity: "INFO",
-        message: `${plan.pending.length} pending migration(s) in ${plan.batches.length} batch(es)`,
+        message: `${plan.pending.length} pending migration(s) in ${prepared.batches.length} batch(es)`,
         pending: plan.pending.map((m) => m.tag),
-        batches: plan.batches.map((b) => ({ transactional: b.transactional, tags: b.migrations.map((m) => m.tag) })),
+        batches: prepared.batches.map((b) => ({
+          transactional: b.transactional,
+          ownTransactions: b.ownTransactions,
+          tags: b.migrations.map((m) => m.tag),
+        })),
       });
       await ensureDrizzleTable(session);
-      for (const batch of plan.batches) {
-        try {
-          const done = await applyBatch(session, batch, {
-            onEvent,
-            lockTimeoutMs: settings.lockTimeoutMs,
-            lockRetries: settings.lockRetries,
-            retryDelayMs: settings.lockRetryDelayMs,
-            signal: options.signal,
-          });
-          for (const applied of done) {
-            setStatus(result, applied.tag, "applied", applied.durationMs);
-            result.applied.push(applied.tag);
-            onEvent({
-              event: "migration.applied",
-              severity: "NOTICE",
-              message: `applied ${applied.tag} in ${applied.durationMs}ms`,
-              tag: applied.tag,
-              durationMs: applied.durationMs,
-            });
-          }
-        } catch (error) {
-          if (batch.transactional) for (const m of batch.migrations) setStatus(result, m.tag, "rolled-back");
-          const failedTag = error instanceof MigratorError ? error.details.tag : undefined;
-          if (typeof failedTag === "string") setStatus(result, failedTag, "failed");
-          throw error;
-        }
+      try {
+        await applyRun(session, prepared, {
+          onEvent,
+          lockTimeoutMs: settings.lockTimeoutMs,
+          lockRetries: settings.lockRetries,
+          retryDelayMs: settings.lockRetryDelayMs,
+          signal: options.signal,
+          onApplied: (done) => {
+            for (const applied of done) {
+              setStatus(result, applied.tag, "applied", applied.durationMs);
+              result.applied.push(applied.tag);
+              onEvent({
+                event: "migration.applied",
+                severity: "NOTICE",
+                message: `applied ${applied.tag} in ${applied.durationMs}ms`,
+                tag: applied.tag,
+                durationMs: applied.durationMs,
+              });
+            }
+          },
+        });
+      } catch (error) {
+        const rolledBack = error instanceof MigratorError ? error.details.rolledBack : undefined;
+        if (Array.isArray(rolledBack)) for (const tag of rolledBack) setStatus(result, String(tag), "rolled-back");
+        const failedTag = error instanceof MigratorError ? error.details.tag : undefined;
+        if (typeof failedTag === "string") setStatus(result, failedTag, "failed");
+        throw error;
       }
       const after = planMigrations(migrations, await readApplied(session), { allowOutOfOrder: true });
       result.schemaVersion = after.schemaVersion;

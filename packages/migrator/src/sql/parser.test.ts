@@ -108,7 +108,7 @@ describe("parseMigration", () => {
     const parsed = parse(text);
     const piece = text.split(STATEMENT_BREAKPOINT)[1] ?? "";
     const characterPosition = [...piece.slice(0, piece.indexOf("nope"))].length + 1;
-    expect(parsed.positionInPiece(1, characterPosition)).toEqual(editorPosition(text, "nope"));
+    expect(parsed.positionAfter(parsed.pieceOffsets[1] ?? -1, characterPosition)).toEqual(editorPosition(text, "nope"));
   });
 });
 

@@ -39,6 +39,8 @@ export interface SqlStatement {
   /** UTF-16 offsets of the statement in the file's text, without its `;`. */
   start: number;
   end: number;
+  /** Just past the statement's `;`, or `end` when it has none. */
+  stop: number;
   text: string;
   /** 1-based line and column (in characters) of `start`. */
   line: number;
@@ -83,10 +85,10 @@ export interface ParsedMigration {
   /** Line and column of a UTF-16 offset in `text`. */
   position(offset: number): FilePosition;
   /**
-   * Line and column of a 1-based character position inside one piece, as the server reports it
-   * in an error about the query it was sent.
+   * Line and column of a 1-based character position counted from the UTF-16 offset `from`, as
+   * the server reports it in an error about a query that started there.
    */
-  positionInPiece(piece: number, characterPosition: number): FilePosition;
+  positionAfter(from: number, characterPosition: number): FilePosition;
 }
 
 /** A token of PostgreSQL's scanner, with UTF-16 offsets into the text scanned. */
@@ -182,8 +184,8 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
       const from = raw.stmt_location ?? 0;
       // PostgreSQL puts a statement's location at its first token and its length up to its `;`.
       const startInPiece = bytes.toUtf16(from);
-      const endInPiece =
-        startInPiece + piece.slice(startInPiece, raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : piece.length).trimEnd().length;
+      const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
+      const endInPiece = startInPiece + piece.slice(startInPiece, semicolon ?? piece.length).trimEnd().length;
       const start = base + startInPiece;
       statements.push({
         piece: index,
@@ -191,6 +193,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
         node: fields as Record<string, unknown>,
         start,
         end: base + endInPiece,
+        stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
         text: piece.slice(startInPiece, endInPiece),
         ...lines.at(start),
         ...facts(kind, fields as Record<string, unknown>),
@@ -205,8 +208,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
     managesTransactions: statements.some((s) => s.transaction && CONTROLS_TRANSACTION.has(s.transaction)),
     addsEnumValue: statements.some((s) => s.enumValue),
     position: (at) => lines.at(at),
-    positionInPiece: (index, characterPosition) =>
-      lines.at((pieceOffsets[index] ?? 0) + codePointOffset(pieces[index] ?? "", Math.max(0, characterPosition - 1))),
+    positionAfter: (from, characterPosition) => lines.at(from + codePointOffset(text.slice(from), Math.max(0, characterPosition - 1))),
   };
 }
 
