@@ -3,7 +3,6 @@ import { join, relative, resolve } from "node:path";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { MigratorError } from "./errors.js";
 import { STATEMENT_BREAKPOINT } from "./sql/parser.js";
-import { splitStatements } from "./sql-lexer.js";
 
 export { STATEMENT_BREAKPOINT };
 

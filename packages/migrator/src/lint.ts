@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { MigratorError } from "./errors.js";
 import { NO_TRANSACTION_MARKER, STATEMENT_BREAKPOINT } from "./journal.js";
-import { loadSqlParser, type ParsedMigration, type RelationName, type SqlStatement } from "./sql/parser.js";
+import { loadSqlParser, type ParsedMigration, type RelationName, type SqlParser, type SqlStatement } from "./sql/parser.js";
 
 const run = promisify(execFile);
 
@@ -69,6 +69,9 @@ export const BUILT_IN_EXCLUDED_RULES: Readonly<Record<string, string>> = {
   "renaming-column": "rolling-rename",
   "renaming-table": "rolling-rename",
   "changing-column-type": "rolling-change-type",
+  // drizzle-kit writes BEFORE/AFTER when schema.ts puts a new value in the middle; without one the
+  // value is appended there too, which is what the schema says.
+  "require-enum-value-ordering": "drizzle-kit orders enum values as schema.ts does",
   "prefer-bigint-over-int": "schema style from schema.ts",
   "prefer-bigint-over-smallint": "schema style from schema.ts",
   "prefer-identity": "schema style from schema.ts (drizzle's serial)",
@@ -92,9 +95,14 @@ interface LintFile {
   text: string;
   pieces: string[];
   parsed: ParsedMigration;
+  errors: ParsedMigration["errors"];
   /** Rules ignored with a reason, by piece. */
   ignored: Array<Set<string>>;
-  /** Runs inside the runner's transaction: not a no-transaction file, not one managing its own. */
+  /**
+   * What squawk should assume: the file runs inside a transaction it did not open. True for a
+   * plain file, which the runner wraps, and for a file whose first transaction control is a
+   * COMMIT: the runner (like drizzle) opens the block that COMMIT ends.
+   */
   inTransaction: boolean;
 }
 
@@ -121,13 +129,19 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
     const pieces = text.split(STATEMENT_BREAKPOINT);
     const parsed = parser.parseMigration(pieces);
     const noTransaction = (pieces[0] ?? "").trimStart().split("\n", 1)[0]?.trim() === NO_TRANSACTION_MARKER;
+    const firstControl = parsed.statements.find(
+      (s) => s.transaction === "begin" || s.transaction === "commit" || s.transaction === "rollback",
+    );
+    // A piece of nothing but comments or whitespace is an empty query PostgreSQL accepts, not an error.
+    const errors = parsed.errors.filter((e) => hasTokens(parser, pieces[e.piece] ?? ""));
     files.push({
       file,
       text,
       pieces,
       parsed,
       ignored: pieces.map(ignoredRules),
-      inTransaction: !noTransaction && !parsed.managesTransactions,
+      errors,
+      inTransaction: !noTransaction && firstControl?.transaction !== "begin",
     });
   }
 
@@ -139,7 +153,7 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
   for (const lintFile of files) {
     if (!options.deployTogether) created = new Set();
     findings.push(...markerProblems(lintFile));
-    for (const error of lintFile.parsed.errors) {
+    for (const error of lintFile.errors) {
       keep(
         lintFile,
         ours(
@@ -208,6 +222,15 @@ function readProjectConfig(path: string): ProjectConfig {
     return match ? [...(match[1] ?? "").matchAll(/"([^"]+)"/g)].map((m) => m[1] as string) : [];
   };
   return { excludedRules: array("excluded_rules"), includedRules: array("included_rules"), excludedPaths: array("excluded_paths") };
+}
+
+function hasTokens(parser: SqlParser, piece: string): boolean {
+  if (piece.trim() === "") return false;
+  try {
+    return parser.scan(piece).length > 0;
+  } catch {
+    return true;
+  }
 }
 
 function ignoredRules(piece: string): Set<string> {
@@ -382,6 +405,9 @@ async function squawk(
       const lintFile = byCopy.get(resolve(item.file));
       // squawk cannot be told to skip its syntax-error; PostgreSQL's own parser reports ours.
       if (!lintFile || item.rule_name === "syntax-error") return [];
+      // In a file managing its own transactions, not-atomic says what matters; the runner commits
+      // a block left open at the end, as drizzle does, so these two are moot there.
+      if (lintFile.parsed.managesTransactions && MOOT_WHEN_MANAGING_TRANSACTIONS.has(item.rule_name)) return [];
       return [
         {
           lintFile,
@@ -401,6 +427,8 @@ async function squawk(
     rmSync(scratch, { recursive: true, force: true });
   }
 }
+
+const MOOT_WHEN_MANAGING_TRANSACTIONS = new Set(["transaction-nesting", "ban-uncommitted-transaction"]);
 
 /** As long as the breakpoint, so positions after it do not move. */
 const SPLIT_FOR_SQUAWK = `;--${" ".repeat(STATEMENT_BREAKPOINT.length - 3)}`;

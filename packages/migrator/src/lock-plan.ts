@@ -1,16 +1,18 @@
 // The traced lock plan is one flow (read the target, build and seed a copy, trace each statement,
 // throw the copy away) whose steps share the catalog snapshots; kept together past 300 lines.
 import type pg from "pg";
+import { prepareRun } from "./applier.js";
 import { connect } from "./connection.js";
 import { readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
-import { locate, type Migration, readMigrations } from "./journal.js";
+import { type Migration, readMigrations } from "./journal.js";
 import { type Blocks, DOCUMENTED_LOCKS, LOCK_MODES, worstBlocks } from "./lock-modes.js";
 import type { EventSink } from "./log.js";
 import { planMigrations } from "./plan.js";
 import { runMigrations } from "./runner.js";
 import { type SeedResult, seedTables } from "./seed.js";
 import { createShadowDatabase } from "./shadow.js";
+import type { ParsedMigration } from "./sql/parser.js";
 import { describeProblem } from "./status.js";
 
 export interface PlannedLock {
@@ -144,7 +146,9 @@ export async function planLocks(options: LockPlanOptions): Promise<LockPlan> {
         ...plan.copy,
       });
       const rowsOf = (relation: string) => Math.max(target.liveRows.get(relation) ?? 0, seed.seeded.get(relation) ?? 0);
-      for (const batch of planMigrations(target.traced, [], { allowOutOfOrder: true }).batches) {
+      // The runner's own reading of the files: the same batches, the same refusal of bad SQL.
+      const prepared = await prepareRun(target.traced);
+      for (const batch of prepared.batches) {
         const atStart = await snapshot(client);
         for (const migration of batch.migrations) {
           const planned: PlannedMigration = {
@@ -153,12 +157,12 @@ export async function planLocks(options: LockPlanOptions): Promise<LockPlan> {
             transactional: batch.transactional,
             statements: [],
           };
-          for (let i = 0; i < migration.statements.length; i++) {
-            const sql = migration.statements[i] ?? "";
-            if (sql.trim() === "") continue;
-            const statement = await traceStatement(client, sql, { transactional: batch.transactional, atStart, rowsOf });
-            statement.index = i + 1;
-            statement.line = locate(migration, i, 1 + (sql.length - sql.trimStart().length)).line;
+          for (const unit of unitsOf(migration, prepared.parsed.get(migration) as ParsedMigration, batch.ownTransactions)) {
+            const statement = unit.control
+              ? controlStatement(unit.sql)
+              : await traceStatement(client, unit.sql, { transactional: batch.transactional, atStart, rowsOf });
+            statement.index = unit.index;
+            statement.line = unit.line;
             planned.statements.push(statement);
             onEvent({
               event: "migration.plan.statement",
@@ -178,6 +182,43 @@ export async function planLocks(options: LockPlanOptions): Promise<LockPlan> {
     await shadow.drop();
   }
   return plan;
+}
+
+interface Unit {
+  index: number;
+  sql: string;
+  line: number;
+  /** BEGIN, COMMIT and the like in a file that manages its own transactions: run as written, not traced. */
+  control: boolean;
+}
+
+/**
+ * What the runner sends, one at a time: drizzle's pieces (numbered as `migration.failed` numbers
+ * them), or, in a file with its own BEGIN/COMMIT blocks, each statement PostgreSQL's parser finds.
+ * A piece of nothing but comments sends nothing.
+ */
+function unitsOf(migration: Migration, parsed: ParsedMigration, ownTransactions: boolean): Unit[] {
+  if (ownTransactions) {
+    return parsed.statements.map((s, i) => ({ index: i + 1, sql: s.text, line: s.line, control: s.transaction !== undefined }));
+  }
+  return migration.statements.flatMap((sql, i) => {
+    const first = parsed.statements.find((s) => s.piece === i);
+    return first ? [{ index: i + 1, sql, line: first.line, control: false }] : [];
+  });
+}
+
+function controlStatement(sql: string): PlannedStatement {
+  return {
+    index: 0,
+    sql: sql.trim(),
+    traced: false,
+    locks: [],
+    rewrites: [],
+    durationMs: null,
+    blocks: "nothing",
+    line: 0,
+    note: "transaction control: runs as written; the locks taken before a COMMIT are held until it",
+  };
 }
 
 function byTags(shipped: Migration[], tags: readonly string[]): Migration[] {

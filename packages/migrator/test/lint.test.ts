@@ -281,6 +281,30 @@ describe("lint in any repository", () => {
     expect(run.findings).toEqual([{ file, line: 1, rule: "not-atomic" }]);
   });
 
+  // Kinds of wrong findings the public histories under /work/corpus showed (bench/lint/corpus.mjs).
+  it("takes an empty piece (a file that starts or ends with a breakpoint) for the empty query it is", () => {
+    const [file] = folderOutside([{ name: "empty_pieces", statements: [] }]);
+    writeFileSync(file as string, '--> statement-breakpoint\nALTER TABLE "a" ADD COLUMN "b" text;--> statement-breakpoint');
+    // PostgreSQL's parser says "Query cannot be empty" for "" and squawk's report was syntax-error.
+    expect(lint([file as string], { cwd: outside }).findings).toEqual([]);
+  });
+
+  it("knows the runner opens the block a leading COMMIT ends and commits one a trailing BEGIN leaves open", () => {
+    const [file] = folderOutside([
+      {
+        name: "concurrent_between_commits",
+        statements: ["COMMIT;", 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "a_b_idx" ON "a" ("b");', "BEGIN;"],
+      },
+    ]);
+    // squawk alone said transaction-nesting and ban-uncommitted-transaction; not-atomic is the truth.
+    expect(lint([file as string], { cwd: outside }).findings).toEqual([{ file, line: 1, rule: "not-atomic" }]);
+  });
+
+  it("does not ask for BEFORE/AFTER on an enum value drizzle-kit appends, as schema.ts does", () => {
+    const [file] = folderOutside([{ name: "enum_value", statements: ['ALTER TYPE "public"."state" ADD VALUE \'archived\';'] }]);
+    expect(lint([file as string], { cwd: outside }).findings).toEqual([]);
+  });
+
   it("refuses --base together with named files (exit 2) instead of dropping one", () => {
     const [file] = folderOutside([{ name: "x", statements: ['ALTER TABLE "a" ADD COLUMN "b" text'] }]);
     const run = lint(["--base", "HEAD", file as string], { cwd: outside });
