@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, MigratorError } from "./errors.js";
-import type { BaseJournal } from "./lint.js";
+import type { BaseJournal, Finding } from "./lint.js";
 import { createLogger, type Logger, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
@@ -83,8 +83,10 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
   }
   // Pending files and those changed since --base ship in one deploy; named files are judged alone.
   const findings = await lint({ files, base, deployTogether: config.files.length === 0 });
-  if (config.json) process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
-  else if (config.logFormat === "pretty") {
+  const format = config.json ? "json" : config.format;
+  if (format === "json") process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
+  else if (format === "markdown") process.stdout.write(lintMarkdown(files, findings));
+  else if (config.logFormat === "pretty" || format === "table") {
     for (const f of findings) process.stdout.write(`${f.file}:${f.line}:${f.column} ${f.rule} ${f.message} (${f.docs})\n`);
     process.stdout.write(`${findings.length} finding(s) in ${files.length} migration file(s)\n`);
   } else {
@@ -105,6 +107,15 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
     });
   }
   return findings.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
+}
+
+function lintMarkdown(files: readonly string[], findings: readonly Finding[]): string {
+  const lines = ["### Lint", "", `${findings.length} finding(s) in ${files.length} migration file(s).`, ""];
+  if (findings.length > 0) lines.push("| where | rule | finding |", "| --- | --- | --- |");
+  for (const f of findings) {
+    lines.push(`| \`${f.file}:${f.line}:${f.column}\` | [${f.rule}](${f.docs}) | ${f.message.replace(/\|/g, "\\|").replace(/\r?\n/g, " ")} |`);
+  }
+  return `${lines.join("\n")}\n`;
 }
 
 async function planCommand(config: Config, log: Logger): Promise<number> {

@@ -172,7 +172,7 @@ const commandOptions: Record<string, { key: keyof Config; kind: Kind; commands: 
     about: "migrations added or changed since this git ref (e.g. origin/main)",
   },
   rows: { key: "rows", kind: "count", commands: ["plan"], about: "generated rows per table in the scratch copy, so rewrites cost" },
-  format: { key: "format", kind: "plan-format", commands: ["plan"], about: "table, markdown or json" },
+  format: { key: "format", kind: "plan-format", commands: ["plan", "lint"], about: "table, markdown or json" },
   "fail-on-access-exclusive-rows": {
     key: "failOnAccessExclusiveRows",
     kind: "count",
