@@ -113,7 +113,9 @@ function lintMarkdown(files: readonly string[], findings: readonly Finding[]): s
   const lines = ["### Lint", "", `${findings.length} finding(s) in ${files.length} migration file(s).`, ""];
   if (findings.length > 0) lines.push("| where | rule | finding |", "| --- | --- | --- |");
   for (const f of findings) {
-    lines.push(`| \`${f.file}:${f.line}:${f.column}\` | [${f.rule}](${f.docs}) | ${f.message.replace(/\|/g, "\\|").replace(/\r?\n/g, " ")} |`);
+    lines.push(
+      `| \`${f.file}:${f.line}:${f.column}\` | [${f.rule}](${f.docs}) | ${f.message.replace(/\|/g, "\\|").replace(/\r?\n/g, " ")} |`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }

@@ -56,8 +56,6 @@ export async function seedTables(client: pg.ClientBase, rows: number): Promise<S
       result.skipped.push({ table: table.name, reason: (error as Error).message });
     }
   }
-  // Fresh statistics, so a later statement plans as it would on a table of this size.
-  await client.query("ANALYZE");
   return result;
 }
 
