@@ -135,6 +135,40 @@ describe("plan traces what PostgreSQL does", () => {
     expect(s?.error?.sqlstate).toBe("23502");
   });
 
+  it("seeds the types and keys drizzle-kit generates: enums, domains, uuid, jsonb, arrays, numeric(p,s), composite and self references", async () => {
+    const folder = new MigrationsFolder([
+      {
+        name: "types",
+        statements: [
+          "CREATE TYPE \"mood\" AS ENUM ('ok', 'meh')",
+          'CREATE DOMAIN "positive" AS integer CHECK (VALUE > 0)',
+          'CREATE TABLE "owners" ("org" integer NOT NULL, "n" integer NOT NULL, PRIMARY KEY ("org", "n"))',
+          'CREATE TABLE "things" ("id" uuid PRIMARY KEY, "mood" "mood" NOT NULL, "size" "positive" NOT NULL, "doc" jsonb NOT NULL, "tags" text[] NOT NULL, "price" numeric(4, 2) NOT NULL, "code" varchar(3) NOT NULL, "at" timestamptz NOT NULL, "day" date NOT NULL, "ip" inet NOT NULL, "ok" boolean NOT NULL, "blob" bytea NOT NULL, "parent" uuid REFERENCES "things" ("id"), "org" integer NOT NULL, "n" integer NOT NULL, FOREIGN KEY ("org", "n") REFERENCES "owners" ("org", "n"))',
+          'CREATE UNIQUE INDEX ON "things" ("code")',
+        ],
+      },
+    ]);
+    folders.push(folder);
+    const target = await createTestDatabase("plan_types");
+    try {
+      expect((await runCli([], { DATABASE_URL: target.url, MIGRATIONS_DIR: folder.dir })).code).toBe(0);
+      // A new scale rewrites every row; more precision alone would not (PostgreSQL 9.2+), and plan would say so.
+      folder.add({ name: "later", statements: ['ALTER TABLE "things" ALTER COLUMN "price" SET DATA TYPE numeric(6, 3)'] });
+      const plan = await planLocks({ databaseUrl: target.url, dir: folder.dir, rows: 300 });
+      // 300 rows overflow varchar(3)'s unique values ('r1'..'r99' fit, 'r100' is cut to 'r10').
+      expect(plan.copy.notSeeded).toEqual([{ table: "public.things", reason: expect.stringContaining("duplicate key") }]);
+      const small = await planLocks({ databaseUrl: target.url, dir: folder.dir, rows: 90 });
+      expect(small.copy.notSeeded).toEqual([]);
+      expect(small.copy.seeded.sort()).toEqual(["public.owners", "public.things"]);
+      expect(small.migrations[0]?.statements[0]).toMatchObject({
+        rewrites: ["public.things"],
+        locks: [{ relation: "public.things", rows: 90 }],
+      });
+    } finally {
+      await target.drop();
+    }
+  });
+
   it("seeds every table it can and names the ones it cannot, with why", async () => {
     const folder = new MigrationsFolder([
       base,
