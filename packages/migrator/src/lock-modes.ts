@@ -58,10 +58,6 @@ export function worstBlocks(modes: Iterable<string>): Blocks {
  * The lock PostgreSQL documents for the statements that refuse to run in a transaction, so `plan`
  * cannot watch them: CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY and REINDEX CONCURRENTLY
  * take SHARE UPDATE EXCLUSIVE on the table (manual: CREATE INDEX, "Building Indexes
- * Concurrently"; DROP INDEX; REINDEX), and so does plain VACUUM; VACUUM FULL takes ACCESS EXCLUSIVE.
+ * Concurrently"; DROP INDEX; REINDEX).
  */
-export const DOCUMENTED_LOCKS = {
-  concurrentIndex: "ShareUpdateExclusiveLock",
-  vacuum: "ShareUpdateExclusiveLock",
-  vacuumFull: "AccessExclusiveLock",
-} as const satisfies Record<string, LockMode>;
+export const CONCURRENT_INDEX_LOCK: LockMode = "ShareUpdateExclusiveLock";

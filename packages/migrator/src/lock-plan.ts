@@ -6,7 +6,7 @@ import { connect } from "./connection.js";
 import { readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import { type Migration, readMigrations } from "./journal.js";
-import { type Blocks, DOCUMENTED_LOCKS, LOCK_MODES, worstBlocks } from "./lock-modes.js";
+import { type Blocks, CONCURRENT_INDEX_LOCK, LOCK_MODES, worstBlocks } from "./lock-modes.js";
 import type { EventSink } from "./log.js";
 import { planMigrations } from "./plan.js";
 import { runMigrations } from "./runner.js";
@@ -391,7 +391,7 @@ async function untraced(
   statement.locks = [...tables]
     .map((oid) => after.get(oid) ?? before.get(oid))
     .filter((r): r is Relation => Boolean(r))
-    .map((r) => ({ relation: r.name, mode: DOCUMENTED_LOCKS.concurrentIndex, rows: context.rowsOf(r.name) }));
+    .map((r) => ({ relation: r.name, mode: CONCURRENT_INDEX_LOCK, rows: context.rowsOf(r.name) }));
   statement.blocks = worstBlocks(statement.locks.map((l) => l.mode));
   return statement;
 }

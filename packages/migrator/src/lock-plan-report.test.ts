@@ -1,24 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { blocksOf, LOCK_MODES, worstBlocks } from "./lock-modes.js";
 import { gateViolations, type LockPlan } from "./lock-plan.js";
 import { planMarkdown } from "./lock-plan-report.js";
-
-describe("what a lock blocks", () => {
-  it("follows PostgreSQL's conflict table: ACCESS SHARE (reads) and ROW EXCLUSIVE (writes)", () => {
-    expect(Object.fromEntries(LOCK_MODES.map((mode) => [mode, blocksOf(mode)]))).toEqual({
-      AccessShareLock: "nothing",
-      RowShareLock: "nothing",
-      RowExclusiveLock: "nothing",
-      ShareUpdateExclusiveLock: "nothing",
-      ShareLock: "writes",
-      ShareRowExclusiveLock: "writes",
-      ExclusiveLock: "writes",
-      AccessExclusiveLock: "reads and writes",
-    });
-    expect(worstBlocks(["ShareLock", "AccessShareLock"])).toBe("writes");
-    expect(worstBlocks([])).toBe("nothing");
-  });
-});
 
 const plan: LockPlan = {
   copy: { built: 3, rows: 100, buildMs: 1, seedMs: 1, seeded: ["public.a"], notSeeded: [] },
