@@ -1,18 +1,15 @@
-// The lint is one pass over parsed files (our rolling-deploy rules, the file's own facts) plus one
-// squawk run configured for how the runner applies them; the two share the files and the
-// reviewed-exception markers, so they stay in one module past 300 lines.
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { basename, dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+// Over 300 lines because the rules are one pass: our rolling-deploy rules, the file's own facts and
+// squawk's findings (squawk.ts runs it) share the deploy's created tables and the exception markers.
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { BaseJournal } from "./changed-migrations.js";
 import { MigratorError } from "./errors.js";
 import { NO_TRANSACTION_MARKER, STATEMENT_BREAKPOINT } from "./journal.js";
 import { loadSqlParser, type ParsedMigration, type RelationName, type SqlParser, type SqlStatement } from "./sql/parser.js";
+import { runSquawk } from "./squawk.js";
 
-const run = promisify(execFile);
+export { changedMigrations } from "./changed-migrations.js";
+export type { BaseJournal };
 
 export interface Finding {
   file: string;
@@ -46,14 +43,6 @@ export interface LintOptions {
   base?: BaseJournal;
 }
 
-export interface BaseJournal {
-  newestWhen: number;
-  newestTag: string;
-  tags: Set<string>;
-  /** `when` of every migration in the branch's own journal, by tag. */
-  whens: Map<string, number>;
-}
-
 /**
  * squawk rules that are off in every repository, and why: what yomu-migrate itself does makes
  * them moot, our rolling-deploy rules replace them with ones that know which tables are new, or
@@ -79,7 +68,6 @@ export const BUILT_IN_EXCLUDED_RULES: Readonly<Record<string, string>> = {
   "prefer-timestamp-tz": "schema style from schema.ts",
 };
 
-const SQUAWK_DOCS = "https://squawkhq.com/docs/";
 /** Where our rules are explained: the CLI contract's "Lint rules" section. */
 export const RULE_DOCS = "https://github.com/takashiaihara/yomu/blob/main/specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md#";
 
@@ -188,7 +176,7 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
     const group = files.filter((f) => f.inTransaction === inTransaction);
     if (group.length === 0) continue;
     const excludedRules = [...new Set([...excluded, ...(project?.excludedRules ?? [])])];
-    for (const { lintFile, finding } of await squawk(group, {
+    for (const { lintFile, finding } of await runSquawk(group, {
       config: configPath && project ? configPath : undefined,
       inTransaction,
       excludedRules,
@@ -348,101 +336,6 @@ function outOfOrder(file: string, base: BaseJournal): Finding[] {
   ];
 }
 
-interface SquawkJson {
-  file: string;
-  line: number;
-  column: number;
-  level: string;
-  message: string;
-  help: string | null;
-  rule_name: string;
-}
-
-/**
- * Runs squawk once over a group of files. It reads copies whose breakpoints became `;` plus a
- * comment of the same length, so it splits statements where drizzle does and every line and
- * column still points into the original file.
- */
-async function squawk(
-  files: readonly LintFile[],
-  options: { config: string | undefined; inTransaction: boolean; excludedRules: string[] },
-): Promise<Array<{ lintFile: LintFile; finding: Finding }>> {
-  const scratch = mkdtempSync(join(tmpdir(), "yomu-lint-"));
-  const byCopy = new Map<string, LintFile>();
-  try {
-    files.forEach((lintFile, i) => {
-      const folder = join(scratch, String(i));
-      mkdirSync(folder);
-      const copy = join(folder, basename(lintFile.file));
-      writeFileSync(copy, lintFile.pieces.join(SPLIT_FOR_SQUAWK));
-      byCopy.set(resolve(copy), lintFile);
-    });
-    const args = [
-      squawkBin(),
-      "--reporter",
-      "json",
-      ...(options.config ? ["--config", options.config] : []),
-      options.inTransaction ? "--assume-in-transaction" : "--no-assume-in-transaction",
-      `--exclude=${options.excludedRules.join(",")}`,
-      ...byCopy.keys(),
-    ];
-    let stdout: string;
-    try {
-      ({ stdout } = await run(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 }));
-    } catch (error) {
-      // squawk exits 1 when it finds something; its report is still on stdout.
-      stdout = (error as { stdout?: string }).stdout ?? "";
-      if (!stdout.trim().startsWith("[")) {
-        throw new MigratorError(
-          "CONFIG_INVALID",
-          `squawk failed: ${((error as { stderr?: string }).stderr || (error as Error).message).trim()}`,
-          { cause: error },
-        );
-      }
-    }
-    const report = JSON.parse(stdout || "[]") as SquawkJson[];
-    return report.flatMap((item) => {
-      const lintFile = byCopy.get(resolve(item.file));
-      // squawk cannot be told to skip its syntax-error; PostgreSQL's own parser reports ours.
-      if (!lintFile || item.rule_name === "syntax-error") return [];
-      // In a file managing its own transactions, not-atomic says what matters; the runner commits
-      // a block left open at the end, as drizzle does, so these two are moot there.
-      if (lintFile.parsed.managesTransactions && MOOT_WHEN_MANAGING_TRANSACTIONS.has(item.rule_name)) return [];
-      return [
-        {
-          lintFile,
-          finding: {
-            file: lintFile.file,
-            line: item.line + 1,
-            column: item.column + 1,
-            rule: item.rule_name,
-            message: item.help ? `${item.message} ${item.help}` : item.message,
-            source: "squawk" as const,
-            docs: `${SQUAWK_DOCS}${item.rule_name}`,
-          },
-        },
-      ];
-    });
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-}
-
-const MOOT_WHEN_MANAGING_TRANSACTIONS = new Set(["transaction-nesting", "ban-uncommitted-transaction"]);
-
-/** As long as the breakpoint, so positions after it do not move. */
-const SPLIT_FOR_SQUAWK = `;--${" ".repeat(STATEMENT_BREAKPOINT.length - 3)}`;
-
-function squawkBin(): string {
-  const require = createRequire(import.meta.url);
-  try {
-    const pkg = require.resolve("squawk-cli/package.json", { paths: [process.cwd(), fileURLToPath(new URL(".", import.meta.url))] });
-    return join(dirname(pkg), "js", "bin", "squawk");
-  } catch (cause) {
-    throw new MigratorError("CONFIG_INVALID", "yomu-migrate lint needs squawk-cli (2.52 or later): pnpm add -D squawk-cli", { cause });
-  }
-}
-
 function matches(pattern: string, name: string): boolean {
   const regex = new RegExp(
     `^${pattern
@@ -451,48 +344,4 @@ function matches(pattern: string, name: string): boolean {
       .replace(/\?/g, ".")}$`,
   );
   return regex.test(name);
-}
-
-/** Migrations added or changed since `base` (a branch or commit), uncommitted ones included. */
-export async function changedMigrations(dir: string, base: string): Promise<{ files: string[]; baseJournal: BaseJournal }> {
-  const git = async (...args: string[]) => {
-    try {
-      return (await run("git", args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
-    } catch (error) {
-      throw new MigratorError(
-        "CONFIG_INVALID",
-        `git ${args.join(" ")} failed: ${((error as { stderr?: string }).stderr ?? "").trim() || (error as Error).message}`,
-        {
-          cause: error,
-          hint: "--base needs a git checkout that has the base branch (in CI: fetch it, e.g. fetch-depth: 0)",
-        },
-      );
-    }
-  };
-  const root = (await git("-C", resolve(dir), "rev-parse", "--show-toplevel")).trim();
-  const folder = relative(root, resolve(dir));
-  const mergeBase = (await git("-C", root, "merge-base", base, "HEAD")).trim();
-  const changed = (await git("-C", root, "diff", "--name-only", "--diff-filter=AMR", mergeBase, "--", folder)).split("\n");
-  const untracked = (await git("-C", root, "ls-files", "--others", "--exclude-standard", "--", folder)).split("\n");
-  const files = [...new Set([...changed, ...untracked])]
-    .filter((f) => f.endsWith(".sql") && !f.endsWith(".down.sql") && dirname(f) === folder)
-    .map((f) => relative(process.cwd(), join(root, f)));
-  let entries: Array<{ tag: string; when: number }> = [];
-  try {
-    entries = JSON.parse(await git("-C", root, "show", `${base}:${folder}/meta/_journal.json`)).entries ?? [];
-  } catch (error) {
-    if (!(error instanceof MigratorError)) throw error;
-    // No journal on the base branch yet: every migration is new, none can be out of order.
-  }
-  const newest = entries.reduce<{ tag: string; when: number } | undefined>((a, b) => (a && a.when >= b.when ? a : b), undefined);
-  const ours = JSON.parse(readFileSync(join(dir, "meta", "_journal.json"), "utf8")).entries as Array<{ tag: string; when: number }>;
-  return {
-    files: files.sort(),
-    baseJournal: {
-      newestWhen: newest?.when ?? 0,
-      newestTag: newest?.tag ?? "",
-      tags: new Set(entries.map((e) => e.tag)),
-      whens: new Map(ours.map((e) => [e.tag, e.when])),
-    },
-  };
 }
