@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { applyAlone } from "./apply-alone.js";
 import { type ApplyOptions, type ReadMigration, runQuery, shouldRetry, withHint } from "./apply-statement.js";
-import { recordApplied } from "./drizzle-table.js";
+import { recordApplied, reuseRolledBackIds } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { Migration } from "./journal.js";
 import { type Batch, toBatches } from "./plan.js";
@@ -37,17 +37,21 @@ export async function prepareRun(pending: readonly Migration[]): Promise<Prepare
   if (pending.length === 0) return { batches: [], parsed };
   const parser = await loadSqlParser();
   for (const migration of pending) {
-    const read = parser.parseMigration(migration.statements);
+    // A file run as one query per piece needs only its facts; one run alone needs every statement.
+    let read = parser.parseMigration(migration.statements, { nodes: false, statements: "facts" });
+    if (migration.noTransaction || read.managesTransactions) read = parser.parseMigration(migration.statements, { nodes: false });
     const error = read.errors[0];
     if (error) {
       throw new MigratorError(
         "MIGRATION_FAILED",
         `${migration.file}:${error.line}:${error.column}: statement ${error.piece + 1} of ${migration.tag} is not valid SQL: ${error.message}${error.cause ? ` (${error.cause})` : ""}; nothing was applied`,
         {
+          // 42601 syntax_error: what the server would answer, without the half-run batch.
           details: {
             tag: migration.tag,
             file: migration.file,
             statement: error.piece + 1,
+            sqlstate: "42601",
             line: error.line,
             column: error.column,
             error: error.message,
@@ -98,7 +102,7 @@ function announceOwnTransactions({ migration, parsed }: ReadMigration, options: 
   options.onEvent({
     event: "migration.transactions.own",
     severity: "NOTICE",
-    message: `${migration.tag} manages its own transactions (${first?.text.split(/\s/, 1)[0]?.toUpperCase()} at line ${first?.line}): it runs alone, after the migrations before it are committed, with its blocks as written; it is not atomic as a whole`,
+    message: `${migration.tag} manages its own transactions (${first?.transaction?.toUpperCase()} at line ${first?.line}): it runs alone, after the migrations before it are committed, with its blocks as written; it is not atomic as a whole`,
     tag: migration.tag,
     file: migration.file,
     line: first?.line,
@@ -120,11 +124,13 @@ async function applyTransactional(
 ): Promise<void> {
   const commitAfter = new Set<number>();
   let from = 0;
-  for (let attempt = 0; ; ) {
+  let retried = false;
+  for (let attempt = 0; ; retried = true) {
     let done: AppliedMigration[] = [];
     let current = from;
     await client.query("BEGIN");
     try {
+      if (retried) await reuseRolledBackIds(client);
       for (; current < reads.length; current++) {
         const read = reads[current] as ReadMigration;
         const started = performance.now();
@@ -159,7 +165,8 @@ async function applyTransactional(
 async function applyFile(client: pg.Client, read: ReadMigration, options: ApplyOptions): Promise<void> {
   const { migration, parsed } = read;
   for (let piece = 0; piece < migration.statements.length; piece++) {
-    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece, at: parsed.pieceOffsets[piece] ?? 0 }, options);
+    const at = parsed.pieceOffsets[piece] ?? 0;
+    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece, at, first: parsed.pieceStarts[piece] ?? at }, options);
     if (client.getTransactionStatus() === "I") throw transactionEnded(read, piece);
   }
 }
@@ -197,8 +204,7 @@ function rolledBack(error: unknown, uncommitted: ReadMigration[], applied: strin
 }
 
 function transactionEnded({ migration, parsed }: ReadMigration, piece: number): MigratorError {
-  const statement = parsed.statements.find((s) => s.piece === piece);
-  const { line, column } = parsed.position(statement?.start ?? parsed.pieceOffsets[piece] ?? 0);
+  const { line, column } = parsed.position(parsed.pieceStarts[piece] ?? 0);
   return new MigratorError(
     "MIGRATION_FAILED",
     `${migration.file}:${line}:${column}: statement ${piece + 1} of ${migration.tag} ended the run's transaction; what ran before it in this batch may be committed`,

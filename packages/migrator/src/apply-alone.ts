@@ -1,4 +1,4 @@
-import type pg from "pg";
+import pg from "pg";
 import { type ApplyOptions, type ReadMigration, runQuery, shouldRetry, withHint } from "./apply-statement.js";
 import { recordApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -63,7 +63,7 @@ export async function applyAlone(client: pg.Client, read: ReadMigration, options
  */
 async function runOutside(client: pg.Client, read: ReadMigration, statement: SqlStatement, options: ApplyOptions, retry: boolean) {
   const index = statement.kind === "IndexStmt" && statement.concurrently ? indexName(statement) : undefined;
-  const query = { sql: statement.text, piece: statement.piece, at: statement.start };
+  const query = { sql: statement.text, piece: statement.piece, at: statement.start, first: statement.start };
   for (let attempt = 0; ; attempt++) {
     try {
       if (index) await dropInvalidIndex(client, index, read, options);
@@ -83,37 +83,40 @@ async function runOutside(client: pg.Client, read: ReadMigration, statement: Sql
 
 // The index lives in its table's schema; without one, to_regclass finds it on the search_path
 // as CREATE INDEX found the table.
-function indexName(statement: SqlStatement): string | undefined {
-  const name = statement.node.idxname;
-  if (typeof name !== "string") return undefined;
+function indexName(statement: SqlStatement): { sql: string; shown: string } | undefined {
+  const name = statement.indexName;
+  if (name === undefined) return undefined;
   const schema = statement.relation?.schema;
-  return schema ? `${quote(schema)}.${quote(name)}` : quote(name);
-}
-
-function quote(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
+  return schema
+    ? { sql: `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`, shown: `${schema}.${name}` }
+    : { sql: pg.escapeIdentifier(name), shown: name };
 }
 
 /**
  * A CREATE INDEX CONCURRENTLY that failed or was interrupted (here or in an earlier run) leaves
  * an INVALID index under its name; `IF NOT EXISTS` would then skip the build and keep it.
  */
-async function dropInvalidIndex(client: pg.Client, name: string, { migration }: ReadMigration, options: ApplyOptions): Promise<void> {
+async function dropInvalidIndex(
+  client: pg.Client,
+  index: { sql: string; shown: string },
+  { migration }: ReadMigration,
+  options: ApplyOptions,
+): Promise<void> {
   const { rows } = await client.query<{ invalid: boolean }>(
     "SELECT NOT i.indisvalid AS invalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-    [name],
+    [index.sql],
   );
   if (!rows[0]?.invalid) return;
   options.onEvent({
     event: "migration.index.invalid_dropped",
     severity: "WARNING",
-    message: `dropping INVALID index ${name} left by an unfinished CREATE INDEX CONCURRENTLY, so ${migration.tag} can build it again`,
+    message: `dropping INVALID index ${index.shown} left by an unfinished CREATE INDEX CONCURRENTLY, so ${migration.tag} can build it again`,
     tag: migration.tag,
-    index: name,
+    index: index.shown,
   });
   await client.query("SET lock_timeout = 0");
   try {
-    await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+    await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index.sql}`);
   } finally {
     await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs)}`).catch(() => {});
   }

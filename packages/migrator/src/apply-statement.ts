@@ -3,7 +3,7 @@ import { sleep } from "./connection.js";
 import { MigratorError } from "./errors.js";
 import type { Migration } from "./journal.js";
 import type { EventSink } from "./log.js";
-import type { FilePosition, ParsedMigration } from "./sql/parser.js";
+import type { ParsedMigration } from "./sql/parser.js";
 
 /** SQLSTATE 55P03 lock_not_available: a statement gave up waiting under `lock_timeout`. */
 export const LOCK_NOT_AVAILABLE = "55P03";
@@ -31,12 +31,14 @@ export interface ReadMigration {
 /**
  * One query, as drizzle would send it or one statement of it: `sql` is the text sent, `piece` the
  * drizzle piece it belongs to (numbered in errors as `statement`), `at` its UTF-16 offset in the
- * file, from which the server's error position is counted.
+ * file, from which the server's error position is counted, and `first` that of its first token,
+ * which an error without a position points at.
  */
 export interface Query {
   sql: string;
   piece: number;
   at: number;
+  first: number;
 }
 
 /**
@@ -63,7 +65,8 @@ function statementError(read: ReadMigration, query: Query, cause: unknown, abort
   const pgError = cause as { code?: string; position?: string; message?: string };
   const sqlstate = pgError.code;
   const position = Number(pgError.position);
-  const { line, column } = Number.isFinite(position) && position > 0 ? parsed.positionAfter(query.at, position) : firstToken(read, query);
+  const { line, column } =
+    Number.isFinite(position) && position > 0 ? parsed.positionAfter(query.at, position) : parsed.position(query.first);
   const details = {
     tag: migration.tag,
     file: migration.file,
@@ -84,11 +87,6 @@ function statementError(read: ReadMigration, query: Query, cause: unknown, abort
     `${migration.file}:${line}:${column}: statement ${query.piece + 1} of ${migration.tag} failed: ${pgError.message} (SQLSTATE ${sqlstate ?? "unknown"})`,
     { cause, details, hint: hintFor(sqlstate) },
   );
-}
-
-function firstToken({ parsed }: ReadMigration, query: Query): FilePosition {
-  const statement = parsed.statements.find((s) => s.start >= query.at && s.piece === query.piece);
-  return parsed.position(statement?.start ?? query.at);
 }
 
 function hintFor(sqlstate: string | undefined): string {

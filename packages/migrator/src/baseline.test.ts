@@ -171,6 +171,19 @@ describe("rewriteBaseline on single statements", () => {
     expect(result.untouched.map((u) => u.text)).toEqual(["CREATE FUNCTION f() RETURNS int AS $fn$ SELECT 1; $fn$ LANGUAGE sql"]);
   });
 
+  it("reads statements as PostgreSQL does: a comment before a keyword, a BEGIN ATOMIC body", async () => {
+    const input = `/* built live */ CREATE INDEX /* why */ CONCURRENTLY "i" ON "t" ("a");\nCREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;`;
+    const result = await rewriteBaseline(input);
+    expect(result.sql.startsWith('/* built live */ CREATE INDEX /* why */ CONCURRENTLY IF NOT EXISTS "i" ON "t" ("a");')).toBe(true);
+    expect(result.untouched.map((u) => u.statement)).toEqual([2]);
+  });
+
+  it("refuses a file PostgreSQL cannot parse, naming the line", async () => {
+    await expect(rewriteBaseline("CREATE TABLE a (id int);\nCREATE TABEL b (id int);")).rejects.toThrow(
+      /baseline: the input:2:8 is not valid SQL: syntax error at or near "TABEL"/,
+    );
+  });
+
   it("keeps the no-transaction marker on the first line", async () => {
     const input = '-- yomu:no-transaction\nCREATE INDEX CONCURRENTLY "i" ON "t" ("a");\n';
     expect((await rewriteBaseline(input)).sql).toBe('-- yomu:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS "i" ON "t" ("a");\n');

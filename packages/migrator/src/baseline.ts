@@ -1,3 +1,5 @@
+// One file for the baseline rewrite: the statement shapes it knows, the catalog guards it writes
+// and the token cursor it reads them with belong together, and split they would share most types.
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { MigratorError } from "./errors.js";
 import { loadSqlParser, type SqlParser, STATEMENT_BREAKPOINT } from "./sql/parser.js";
@@ -42,14 +44,14 @@ export interface BaselineResult {
  * @example
  *   (await rewriteBaseline('CREATE TABLE "users" ("id" uuid PRIMARY KEY);')).sql.startsWith('CREATE TABLE IF NOT EXISTS "users"'); // true
  */
-export async function rewriteBaseline(sql: string): Promise<BaselineResult> {
+export async function rewriteBaseline(sql: string, file = "the input"): Promise<BaselineResult> {
   parser = await loadSqlParser();
   const parsed = parser.parseMigration(sql.split(STATEMENT_BREAKPOINT));
   const error = parsed.errors[0];
   if (error) {
     throw new MigratorError(
       "CONFIG_INVALID",
-      `baseline: line ${error.line}:${error.column} is not valid SQL: ${error.message}${error.cause ? ` (${error.cause})` : ""}`,
+      `baseline: ${file}:${error.line}:${error.column} is not valid SQL: ${error.message}${error.cause ? ` (${error.cause})` : ""}`,
       {
         hint: "pass the .sql file drizzle-kit generated, unedited",
       },
@@ -107,7 +109,7 @@ export async function baselineFile(file: string, options: { check?: boolean } = 
       hint: "pass the .sql file drizzle-kit generated, e.g. drizzle/migrations/<timestamp>_initial_schema.sql",
     });
   }
-  const result = await rewriteBaseline(readFileSync(file, "utf8"));
+  const result = await rewriteBaseline(readFileSync(file, "utf8"), file);
   const written = result.changed && !options.check;
   if (written) writeFileSync(file, result.sql);
   return { ...result, file, written };

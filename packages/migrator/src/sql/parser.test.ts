@@ -77,7 +77,8 @@ describe("parseMigration", () => {
     expect(kinds("CREATE /* why */ UNIQUE INDEX\n-- note\nCONCURRENTLY IF NOT EXISTS i ON s.t (c);")).toEqual([true]);
     expect(kinds("DROP INDEX CONCURRENTLY i; REINDEX INDEX CONCURRENTLY i; REINDEX (CONCURRENTLY) TABLE t;")).toEqual([true, true, true]);
     expect(kinds("CREATE INDEX i ON t (c); -- CONCURRENTLY later\nSELECT 'CREATE INDEX CONCURRENTLY';")).toEqual([false, false]);
-    expect(parse("CREATE INDEX CONCURRENTLY i ON s.t (c);").statements[0]?.relation).toEqual({ schema: "s", name: "t" });
+    const index = parser.parseMigration(['CREATE INDEX CONCURRENTLY "Ix" ON s.t (c);'], { nodes: false }).statements[0];
+    expect(index).toMatchObject({ relation: { schema: "s", name: "t" }, indexName: "Ix", node: {} });
   });
 
   it("names the enum value an ALTER TYPE adds, and not a rename", () => {
@@ -85,6 +86,24 @@ describe("parseMigration", () => {
     expect(parsed.statements.map((s) => s.enumValue)).toEqual([{ type: ["public", "mood"], value: "ok" }, undefined]);
     expect(parsed.addsEnumValue).toBe(true);
     expect(parse("ALTER TYPE mood RENAME VALUE 'a' TO 'b';").addsEnumValue).toBe(false);
+  });
+
+  it("keeps only the statements with a fact when asked, and each piece's first token", () => {
+    const text = ["CREATE TABLE a (id int);", "\n-- note\nALTER TYPE mood ADD VALUE 'x';\nSELECT 1;", "  "].join(STATEMENT_BREAKPOINT);
+    const parsed = parser.parseMigration(text.split(STATEMENT_BREAKPOINT), { nodes: false, statements: "facts" });
+    expect(parsed.statements.map((s) => s.kind)).toEqual(["AlterEnumStmt"]);
+    expect(parsed.addsEnumValue).toBe(true);
+    expect(parsed.pieceStarts.map((at) => text.slice(at, at + 5))).toEqual([
+      "CREAT",
+      "ALTER",
+      text.slice(parsed.pieceOffsets[2] ?? 0).slice(0, 5),
+    ]);
+  });
+
+  it("takes empty pieces (a breakpoint at the end of the file, two in a row) for no statement", () => {
+    const parsed = parse(`CREATE TABLE a (id int);${STATEMENT_BREAKPOINT}${STATEMENT_BREAKPOINT}\n${STATEMENT_BREAKPOINT}`);
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.statements.map((s) => s.kind)).toEqual(["CreateStmt"]);
   });
 
   it("reports a syntax error at its line and column, after an emoji", () => {

@@ -5,6 +5,7 @@
  * on. The WebAssembly module costs ~16 MiB and ~30 ms to load, so it is imported only when a run
  * has something to read (`loadSqlParser`), never by a no-op `up`.
  */
+import { setFlagsFromString } from "node:v8";
 import type { ScanToken } from "libpg-query";
 import { type FilePosition, LineIndex, Utf8Offsets } from "./position.js";
 
@@ -34,7 +35,10 @@ export interface SqlStatement {
   piece: number;
   /** The parse node's type, e.g. `IndexStmt`, `TransactionStmt`, `AlterEnumStmt`. */
   kind: string;
-  /** The parse node's fields, as libpg-query returns them (see `@pgsql/types`). */
+  /**
+   * The parse node's fields, as libpg-query returns them (see `@pgsql/types`); empty when parsed
+   * with `{ nodes: false }`.
+   */
   node: Record<string, unknown>;
   /** UTF-16 offsets of the statement in the file's text, without its `;`. */
   start: number;
@@ -53,6 +57,8 @@ export interface SqlStatement {
   concurrently: boolean;
   /** The relation the statement names first (a CREATE TABLE's table, an index's table, ...). */
   relation?: RelationName;
+  /** For `CREATE INDEX`: the index's name, when it has one (it lives in its table's schema). */
+  indexName?: string;
   /** For `ALTER TYPE ... ADD VALUE`: the enum and the value it gains. */
   enumValue?: { type: string[]; value: string };
 }
@@ -72,6 +78,8 @@ export interface ParsedMigration {
   text: string;
   /** UTF-16 offset of each piece in `text`. */
   pieceOffsets: number[];
+  /** UTF-16 offset of each piece's first statement, or of the piece when it has none. */
+  pieceStarts: number[];
   statements: SqlStatement[];
   errors: SqlSyntaxError[];
   /**
@@ -102,6 +110,19 @@ export interface SqlToken {
   keyword: string;
 }
 
+export interface ParseOptions {
+  /**
+   * Keep each statement's parse tree (default true). The applier needs only the facts, and a
+   * file of a few hundred thousand INSERTs would otherwise hold a tree for each.
+   */
+  nodes?: boolean;
+  /**
+   * `facts` keeps only the statements that carry a fact (transaction control, CONCURRENTLY, an
+   * enum value added), for a file that runs as one query per piece and needs no more.
+   */
+  statements?: "all" | "facts";
+}
+
 export interface SqlParser {
   /**
    * Parses a migration given as drizzle's pieces (what `readMigrationFiles` returns).
@@ -110,7 +131,7 @@ export interface SqlParser {
    *   const parsed = parser.parseMigration(['CREATE TYPE "mood" AS ENUM (\'a\');']);
    *   parsed.statements[0]?.kind; // "CreateEnumStmt"
    */
-  parseMigration(pieces: readonly string[]): ParsedMigration;
+  parseMigration(pieces: readonly string[], options?: ParseOptions): ParsedMigration;
   /**
    * PostgreSQL's tokens for `sql`; comments are not tokens.
    *
@@ -131,10 +152,15 @@ let loading: Promise<SqlParser> | undefined;
  */
 export function loadSqlParser(): Promise<SqlParser> {
   loading ??= (async () => {
+    // V8 recompiles the parser's hot WebAssembly with its optimizing tier after a few hundred
+    // statements, which costs ~35 MiB of RSS and more time than it saves on migrations: the
+    // baseline compiler alone keeps a 200-migration run near the no-op's memory. It holds for
+    // every WebAssembly module compiled after it; the parser is the only one doing real work here.
+    setFlagsFromString("--liftoff-only");
     const pg = await import("libpg-query");
     await pg.loadModule();
     return {
-      parseMigration: (pieces) => parseMigration(pieces, pg.parseSync),
+      parseMigration: (pieces, options) => parseMigration(pieces, pg.parseSync, options ?? {}),
       scan: (sql) => scan(sql, pg.scanSync),
     };
   })();
@@ -144,9 +170,14 @@ export function loadSqlParser(): Promise<SqlParser> {
 type ParseSync = typeof import("libpg-query").parseSync;
 type ScanSync = typeof import("libpg-query").scanSync;
 
-function parseMigration(pieces: readonly string[], parseSync: ParseSync): ParsedMigration {
+function parseMigration(pieces: readonly string[], parseSync: ParseSync, options: ParseOptions): ParsedMigration {
+  const keepNodes = options.nodes ?? true;
+  const factsOnly = options.statements === "facts";
   const text = pieces.join(STATEMENT_BREAKPOINT);
   const pieceOffsets: number[] = [];
+  const pieceStarts: number[] = [];
+  let managesTransactions = false;
+  let addsEnumValue = false;
   const statements: SqlStatement[] = [];
   const errors: SqlSyntaxError[] = [];
   let offset = 0;
@@ -154,8 +185,11 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
   const lines = new LineIndex(text);
   pieces.forEach((piece, index) => {
     pieceOffsets.push(offset);
+    pieceStarts.push(offset);
     const base = offset;
     offset += piece.length + STATEMENT_BREAKPOINT.length;
+    // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
+    if (piece.trim() === "") return;
     let result: ReturnType<ParseSync>;
     try {
       result = parseSync(piece);
@@ -179,6 +213,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
     }
     cutLiteral = false;
     const bytes = new Utf8Offsets(piece);
+    let first = true;
     for (const raw of result.stmts ?? []) {
       const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
       const from = raw.stmt_location ?? 0;
@@ -187,26 +222,33 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync): Parsed
       const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
       const endInPiece = startInPiece + piece.slice(startInPiece, semicolon ?? piece.length).trimEnd().length;
       const start = base + startInPiece;
+      if (first) pieceStarts[index] = start;
+      first = false;
+      const known = facts(kind, fields as Record<string, unknown>);
+      if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
+      if (known.enumValue) addsEnumValue = true;
+      if (factsOnly && !known.transaction && !known.concurrently && !known.enumValue) continue;
       statements.push({
         piece: index,
         kind,
-        node: fields as Record<string, unknown>,
+        node: keepNodes ? (fields as Record<string, unknown>) : {},
         start,
         end: base + endInPiece,
         stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
         text: piece.slice(startInPiece, endInPiece),
         ...lines.at(start),
-        ...facts(kind, fields as Record<string, unknown>),
+        ...known,
       });
     }
   });
   return {
     text,
     pieceOffsets,
+    pieceStarts,
     statements,
     errors,
-    managesTransactions: statements.some((s) => s.transaction && CONTROLS_TRANSACTION.has(s.transaction)),
-    addsEnumValue: statements.some((s) => s.enumValue),
+    managesTransactions,
+    addsEnumValue,
     position: (at) => lines.at(at),
     positionAfter: (from, characterPosition) => lines.at(from + codePointOffset(text.slice(from), Math.max(0, characterPosition - 1))),
   };
@@ -227,8 +269,11 @@ const TRANSACTION_KINDS: Record<string, TransactionKind> = {
   TRANS_STMT_ROLLBACK_PREPARED: "rollback-prepared",
 };
 
-function facts(kind: string, node: Record<string, unknown>): Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "enumValue"> {
-  const out: Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "enumValue"> = { concurrently: false };
+function facts(
+  kind: string,
+  node: Record<string, unknown>,
+): Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "indexName" | "enumValue"> {
+  const out: Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "indexName" | "enumValue"> = { concurrently: false };
   const relation = rangeVar(node.relation);
   if (relation) out.relation = relation;
   switch (kind) {
@@ -239,6 +284,7 @@ function facts(kind: string, node: Record<string, unknown>): Pick<SqlStatement, 
     }
     case "IndexStmt":
       out.concurrently = node.concurrent === true;
+      if (typeof node.idxname === "string") out.indexName = node.idxname;
       break;
     case "DropStmt":
       out.concurrently = node.concurrent === true && node.removeType === "OBJECT_INDEX";
