@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { BaseJournal } from "./changed-migrations.js";
 import { MigratorError } from "./errors.js";
 import { NO_TRANSACTION_MARKER, STATEMENT_BREAKPOINT } from "./journal.js";
-import { loadSqlParser, type ParsedMigration, type RelationName, type SqlParser, type SqlStatement } from "./sql/parser.js";
+import { loadSqlParser, type ParsedMigration, type RelationName, type SqlStatement } from "./sql/parser.js";
 import { runSquawk } from "./squawk.js";
 
 export { changedMigrations } from "./changed-migrations.js";
@@ -83,7 +83,6 @@ interface LintFile {
   text: string;
   pieces: string[];
   parsed: ParsedMigration;
-  errors: ParsedMigration["errors"];
   /** Rules ignored with a reason, by piece. */
   ignored: Array<Set<string>>;
   /**
@@ -120,15 +119,12 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
     const firstControl = parsed.statements.find(
       (s) => s.transaction === "begin" || s.transaction === "commit" || s.transaction === "rollback",
     );
-    // A piece of nothing but comments or whitespace is an empty query PostgreSQL accepts, not an error.
-    const errors = parsed.errors.filter((e) => hasTokens(parser, pieces[e.piece] ?? ""));
     files.push({
       file,
       text,
       pieces,
       parsed,
       ignored: pieces.map(ignoredRules),
-      errors,
       inTransaction: !noTransaction && firstControl?.transaction !== "begin",
     });
   }
@@ -141,7 +137,7 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
   for (const lintFile of files) {
     if (!options.deployTogether) created = new Set();
     findings.push(...markerProblems(lintFile));
-    for (const error of lintFile.errors) {
+    for (const error of lintFile.parsed.errors) {
       keep(
         lintFile,
         ours(
@@ -210,15 +206,6 @@ function readProjectConfig(path: string): ProjectConfig {
     return match ? [...(match[1] ?? "").matchAll(/"([^"]+)"/g)].map((m) => m[1] as string) : [];
   };
   return { excludedRules: array("excluded_rules"), includedRules: array("included_rules"), excludedPaths: array("excluded_paths") };
-}
-
-function hasTokens(parser: SqlParser, piece: string): boolean {
-  if (piece.trim() === "") return false;
-  try {
-    return parser.scan(piece).length > 0;
-  } catch {
-    return true;
-  }
 }
 
 function ignoredRules(piece: string): Set<string> {

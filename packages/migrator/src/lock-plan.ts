@@ -12,7 +12,7 @@ import { planMigrations } from "./plan.js";
 import { runMigrations } from "./runner.js";
 import { type SeedResult, seedTables } from "./seed.js";
 import { createShadowDatabase } from "./shadow.js";
-import type { ParsedMigration } from "./sql/parser.js";
+import { loadSqlParser, type ParsedMigration } from "./sql/parser.js";
 import { describeProblem } from "./status.js";
 
 export interface PlannedLock {
@@ -157,6 +157,7 @@ export async function planLocks(options: LockPlanOptions): Promise<LockPlan> {
       const rowsOf = (relation: string) => Math.max(target.liveRows.get(relation) ?? 0, seed.seeded.get(relation) ?? 0);
       // The runner's own reading of the files: the same batches, the same refusal of bad SQL.
       const prepared = await prepareRun(target.traced);
+      const parser = await loadSqlParser();
       for (const batch of prepared.batches) {
         const atStart = await snapshot(client);
         for (const migration of batch.migrations) {
@@ -166,7 +167,9 @@ export async function planLocks(options: LockPlanOptions): Promise<LockPlan> {
             transactional: batch.transactional,
             statements: [],
           };
-          for (const unit of unitsOf(migration, prepared.parsed.get(migration) as ParsedMigration, batch.ownTransactions)) {
+          // Every statement, with its place in the file: the applier's own parse may keep only the facts.
+          const parsed = parser.parseMigration(migration.statements, { nodes: false });
+          for (const unit of unitsOf(migration, parsed, batch.ownTransactions)) {
             const statement = unit.control
               ? controlStatement(unit.sql)
               : await traceStatement(client, unit.sql, { transactional: batch.transactional, atStart, rowsOf });
