@@ -200,12 +200,26 @@ interface ProjectConfig {
 
 // The three string arrays lint needs; squawk reads the rest of the file itself (--config).
 function readProjectConfig(path: string): ProjectConfig {
-  const toml = readFileSync(path, "utf8").replace(/#[^\n"]*$/gm, "");
+  const toml = readFileSync(path, "utf8").split("\n").map(withoutComment).join("\n");
   const array = (key: string) => {
     const match = new RegExp(`^${key}\\s*=\\s*\\[([^\\]]*)\\]`, "m").exec(toml);
     return match ? [...(match[1] ?? "").matchAll(/"([^"]+)"/g)].map((m) => m[1] as string) : [];
   };
   return { excludedRules: array("excluded_rules"), includedRules: array("included_rules"), excludedPaths: array("excluded_paths") };
+}
+
+/** A TOML line without its `#` comment; a `#` inside a string stays. */
+function withoutComment(line: string): string {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === "#") return line.slice(0, i);
+  }
+  return line;
 }
 
 function ignoredRules(piece: string): Set<string> {

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -303,6 +303,21 @@ describe("lint in any repository", () => {
   it("does not ask for BEFORE/AFTER on an enum value drizzle-kit appends, as schema.ts does", () => {
     const [file] = folderOutside([{ name: "enum_value", statements: ['ALTER TYPE "public"."state" ADD VALUE \'archived\';'] }]);
     expect(lint([file as string], { cwd: outside }).findings).toEqual([]);
+  });
+
+  it("adds the nearest .squawk.toml above the folder to the defaults: its exclusions, and a default turned back on", () => {
+    const project = mkdtempSync(join(outside, "project-"));
+    // A quoted "word" in a comment is a comment, not a rule (it once reached squawk as one).
+    writeFileSync(
+      join(project, ".squawk.toml"),
+      '# see "Lint rules" in the contract\nexcluded_rules = ["require-concurrent-index-creation"] # "ours"\nincluded_rules = ["prefer-text-field"]\n',
+    );
+    mkdirSync(join(project, "db", "migrations"), { recursive: true });
+    const file = join(project, "db", "migrations", "0001_x.sql");
+    writeFileSync(file, 'CREATE INDEX "i" ON "a" ("b");\n--> statement-breakpoint\nALTER TABLE "a" ADD COLUMN "c" varchar(20);\n');
+    const run = lint([file], { cwd: outside });
+    expect(run.code).toBe(6);
+    expect(run.findings).toEqual([{ file, line: 3, rule: "prefer-text-field" }]);
   });
 
   it("refuses --base together with named files (exit 2) instead of dropping one", () => {
