@@ -4,6 +4,9 @@
  * A module that adds an event adds its fields here, so `up` and `down` cannot drift apart.
  */
 
+import type { Finding } from "./lint.js";
+import type { LockPlan, PlannedStatement } from "./lock-plan.js";
+
 /** Cloud Logging severity names, in order. */
 export type Severity = "DEBUG" | "INFO" | "NOTICE" | "WARNING" | "ERROR" | "CRITICAL";
 
@@ -101,6 +104,12 @@ export interface MigratorEvents {
   "migration.verify.no_snapshot": { dir?: string };
   "migration.baseline.untouched": { file: string; statement: number; reason: string };
   "migration.baseline.finished": { file: string; changed: boolean; written: boolean; changes: unknown[] };
+  "migration.lint.finding": Omit<Finding, "message">;
+  "migration.lint.finished": { findings: number; files: number };
+  "migration.plan.copy": LockPlan["copy"];
+  "migration.plan.statement": { tag: string } & Pick<PlannedStatement, keyof PlannedStatement>;
+  "migration.plan.gate": Record<string, never>;
+  "migration.plan.finished": { migrations: string[]; failed: string[]; gateViolations: number };
   /** A failure outside any run: the CLI's last word before its exit code. */
   "migration.error": { code: string; hint: string | null };
 }
