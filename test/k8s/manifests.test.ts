@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig, parseDuration, settings } from "@yomu/migrator";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { Job } from "kubernetes-models/batch/v1";
 import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
+import { parseConfig, settings } from "../../packages/migrator/src/config.js";
+import { parseDuration } from "../../packages/migrator/src/duration.js";
 import {
   argvOf,
   configMap,
