@@ -10,7 +10,7 @@ import { readStatus, type Status } from "./status.js";
 
 /**
  * The `yomu-migrate` command line: parses `argv` and `env`, runs the command, and returns the
- * exit code (see CONTRACT.md) instead of exiting.
+ * exit code (ExitCode in errors.ts) instead of exiting.
  *
  * @example process.exitCode = await runCli(["status", "--json"], process.env);
  */
