@@ -95,6 +95,15 @@ describe("npm pack of @yomu/migrator, installed in a plain npm project", () => {
     }
   });
 
+  it("the bundled file the README's Job snippet runs works there too", () => {
+    const run = spawnSync(process.execPath, ["node_modules/@yomu/migrator/dist/yomu-migrate.mjs", "status", "--require-current"], {
+      cwd: project,
+      encoding: "utf8",
+      env: npmEnv({ DATABASE_URL: db.url, MIGRATIONS_DIR: "drizzle", LOG_FORMAT: "json" }),
+    });
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+  });
+
   it("the library is importable there and reads the same state in process", () => {
     const script = `import { readStatus } from "@yomu/migrator";
 const s = await readStatus({ databaseUrl: process.env.DATABASE_URL, dir: "drizzle" });
