@@ -93,7 +93,7 @@ describe("npm pack of @yomu/migrator, installed in a plain npm project", () => {
       expect(run.status, said).toBe(command.exit);
       if (command.output) expect(run.stdout, said).toMatch(command.output);
     }
-  });
+  }, 120_000);
 
   it("the bundled file the README's Job snippet runs works there too", () => {
     const run = spawnSync(process.execPath, ["node_modules/@yomu/migrator/dist/yomu-migrate.mjs", "status", "--require-current"], {
@@ -103,6 +103,28 @@ describe("npm pack of @yomu/migrator, installed in a plain npm project", () => {
     });
     expect(run.status, run.stdout + run.stderr).toBe(0);
   });
+
+  it("its types resolve there under strict TypeScript, the subpaths' included (pg's types come with it)", () => {
+    writeFileSync(
+      join(project, "consumer.ts"),
+      `import { type MigratorEvent, MigratorError, type RunResult, runMigrations } from "@yomu/migrator";
+import { runCli } from "@yomu/migrator/cli";
+import { createLogger } from "@yomu/migrator/log";
+
+declare const databaseUrl: string;
+const result: RunResult = await runMigrations({ databaseUrl, dir: "drizzle", onEvent: (e: MigratorEvent) => void e.event });
+export const code: number = result.error instanceof MigratorError ? result.error.exitCode : 0;
+export const cli: Promise<number> = runCli(["status"], {});
+createLogger({ format: "json", write: () => {} });
+`,
+    );
+    // The monorepo's compiler, but every type it reads comes from the project's node_modules.
+    const tsc = join(pkgDir, "../../node_modules/typescript/bin/tsc");
+    const args = ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "consumer.ts"];
+    const run = spawnSync(process.execPath, [tsc, ...args], { cwd: project, encoding: "utf8", env: npmEnv() });
+    expect(run.stdout + run.stderr).toBe("");
+    expect(run.status).toBe(0);
+  }, 120_000);
 
   it("the library is importable there and reads the same state in process", () => {
     const script = `import { readStatus } from "@yomu/migrator";
