@@ -2,12 +2,15 @@
 // that embeds it gets no CLI, no console output and no signal handlers; the CLI is its own
 // subpath. Each import runs in a fresh node, so what the test runner loaded does not count.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { createTestDatabase } from "../../../test/support/database.js";
+import { freePort } from "../../../test/support/net.js";
+import { MigrationsFolder } from "./support/migrations.js";
 
 const pkgDir = fileURLToPath(new URL("..", import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), "yomu-exports-"));
@@ -90,8 +93,48 @@ describe("@yomu/migrator's exports", () => {
     const external = (bundle?.imports ?? []).filter((i) => i.external && !i.path.startsWith("node:") && !isBuiltin(i.path));
     expect(external.every((i) => ["prom-client", "libpg-query", "pg-native"].includes(i.path))).toBe(true);
   });
+
+  it("the Job's bundle, run for real: a no-op up resolves neither, and PUSHGATEWAY_URL brings prom-client in", async () => {
+    const db = await createTestDatabase("bundle_lazy");
+    const folder = new MigrationsFolder([{ name: "first", statements: ["CREATE TABLE first (id integer);"] }]);
+    try {
+      const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir, LOG_FORMAT: "json" };
+      expect(runBundle("apply", env).status).toBe(0);
+      const noop = runBundle("noop", env);
+      expect(noop.stdout).toContain('"status":"noop"');
+      expect(noop.resolved).toEqual([]);
+      // Nothing listens there: the push fails with a warning and the run still succeeds.
+      const pushed = runBundle("push", { ...env, PUSHGATEWAY_URL: `http://127.0.0.1:${await freePort()}` });
+      expect(pushed.status, pushed.stdout).toBe(0);
+      expect(pushed.resolved).toEqual(["prom-client"]);
+    } finally {
+      folder.remove();
+      await db.drop();
+    }
+  });
 });
 
 function isBuiltin(name: string): boolean {
   return builtinModules.includes(name);
+}
+
+/** Runs `dist/yomu-migrate.mjs up` with a resolve hook that lists the heavy modules it asked for. */
+function runBundle(label: string, env: Record<string, string>): { status: number | null; stdout: string; resolved: string[] } {
+  const list = join(scratch, `bundle-${label}.txt`);
+  const hooks = `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  if (/^(prom-client|libpg-query)$/.test(specifier)) appendFileSync(${JSON.stringify(list)}, specifier + "\\n");
+  return next(specifier, context);
+}`;
+  const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  const run = spawnSync(
+    process.execPath,
+    ["--import", `data:text/javascript,${encodeURIComponent(register)}`, join(pkgDir, "dist/yomu-migrate.mjs"), "up"],
+    {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: "utf8",
+    },
+  );
+  const resolved = existsSync(list) ? [...new Set(readFileSync(list, "utf8").split("\n").filter(Boolean))] : [];
+  return { status: run.status, stdout: run.stdout + run.stderr, resolved };
 }
