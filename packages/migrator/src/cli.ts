@@ -3,7 +3,7 @@ import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, MigratorError } from "./errors.js";
 import type { BaseJournal } from "./lint.js";
-import { createLogger, type Logger, redact } from "./log.js";
+import { createLogger, type Logger, type MigratorEvent, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
 import { readStatus, type Status } from "./status.js";
@@ -36,8 +36,10 @@ export async function runCli(argv: readonly string[], env: Record<string, string
     return ExitCode.ok;
   }
   const log = createLogger({ format: config.logFormat });
-  const password = passwordOf(config.databaseUrl);
-  if (password) log.addSecret(password);
+  for (const url of [config.databaseUrl, config.shadowDatabaseUrl]) {
+    const password = url ? passwordOf(url) : undefined;
+    if (password) log.addSecret(password);
+  }
 
   try {
     switch (config.command) {
@@ -169,8 +171,9 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
   const result = await verify({
     databaseUrl: config.databaseUrl,
     dir: config.dir,
+    shadowDatabaseUrl: config.shadowDatabaseUrl,
     connectTimeoutMs: config.connectTimeoutMs,
-    onEvent: log,
+    onEvent: config.json ? warningsToStderr(config) : log,
   });
   if (config.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -182,15 +185,29 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
       event: "migration.verify.finished",
       severity: result.clean ? "INFO" : "ERROR",
       message: result.clean
-        ? `clean: checksums, order${result.snapshot ? " and the live schema" : ""} match the migrations`
+        ? `clean: checksums, order${result.comparison === "none" ? "" : ` and the live schema (compared with ${result.comparison === "shadow" ? "a scratch database built from the migrations" : result.snapshot})`} match the migrations`
         : `${result.problems.length} problem(s) found`,
       clean: result.clean,
       problems: result.problems.length,
       schemaVersion: result.schemaVersion,
+      comparison: result.comparison,
       snapshot: result.snapshot,
     });
   }
   return result.clean ? ExitCode.ok : ExitCode.verificationFailed;
+}
+
+/** With --json, stdout is the one result object; warnings on the way go to stderr, as JSON lines. */
+function warningsToStderr(config: Config): (event: MigratorEvent) => void {
+  const secrets = [config.databaseUrl, config.shadowDatabaseUrl].map((url) => (url ? passwordOf(url) : undefined));
+  const log = createLogger({
+    format: "json",
+    write: (line) => process.stderr.write(`${line}\n`),
+    secrets: secrets.filter((p): p is string => Boolean(p)),
+  });
+  return (event) => {
+    if (event.severity !== "DEBUG" && event.severity !== "INFO") log(event);
+  };
 }
 
 function statusTable(state: Status, config: Config): string {
@@ -247,11 +264,11 @@ function fail(error: unknown, log: Logger): number {
     event: "migration.error",
     severity: "ERROR",
     message: known ? known.message : String((error as Error)?.message ?? error),
-    code: known?.code ?? "UNEXPECTED",
+    code: known?.code ?? "INTERNAL",
     hint: known?.hint ?? null,
     ...(process.env.DEBUG ? { stack: (error as Error)?.stack } : {}),
   });
-  return known ? known.exitCode : ExitCode.migrationFailed;
+  return known ? known.exitCode : ExitCode.internal;
 }
 
 function passwordOf(url: string): string | undefined {

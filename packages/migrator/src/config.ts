@@ -7,6 +7,8 @@ export type Command = (typeof commands)[number];
 export interface Config {
   command: Command;
   databaseUrl: string;
+  /** verify: an empty database to build the expected schema in, instead of creating one. */
+  shadowDatabaseUrl: string | undefined;
   dir: string;
   lockWaitTimeoutMs: number;
   slowThresholdMs: number;
@@ -49,6 +51,13 @@ interface Setting {
 /** Every setting, its flag, its environment variable and its default: the one source for parsing and `--help`. */
 export const settings: readonly Setting[] = [
   { key: "databaseUrl", flag: "database-url", env: "DATABASE_URL", kind: "url", about: "PostgreSQL connection string (required)" },
+  {
+    key: "shadowDatabaseUrl",
+    flag: "shadow-database-url",
+    env: "SHADOW_DATABASE_URL",
+    kind: "url",
+    about: "empty database verify builds the expected schema in (default: a scratch one from template0)",
+  },
   { key: "dir", flag: "dir", env: "MIGRATIONS_DIR", kind: "string", fallback: "drizzle/migrations", about: "folder drizzle-kit generates" },
   {
     key: "lockWaitTimeoutMs",
@@ -226,6 +235,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     command: chosen,
     logFormat: options.isTTY ? "pretty" : "json",
     pushgatewayUrl: undefined,
+    shadowDatabaseUrl: undefined,
     host: undefined,
     appVersion: undefined,
   };
@@ -340,6 +350,6 @@ export function helpText(): string {
     "",
     "exit codes: 0 ok, 1 migration failed (rolled back), 2 usage or configuration, 3 lock wait timed out,",
     "            4 verification failed, 5 not current (status --require-current), 6 lint findings,",
-    "            7 database unreachable",
+    "            7 database unreachable, 8 internal error (a bug)",
   ].join("\n");
 }

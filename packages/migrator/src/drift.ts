@@ -1,13 +1,10 @@
+// The fallback comparison, for when no scratch database can be made: the live schema against
+// drizzle-kit's snapshot, each side normalised by hand. verify.ts says when it runs.
 import type pg from "pg";
+import type { Drift } from "./catalog-diff.js";
 import type { Snapshot, SnapshotTable } from "./snapshot.js";
 
-/** One way the live schema differs from what the migrations say it should be. */
-export interface Drift {
-  kind: "table" | "column" | "index" | "foreign-key" | "unique" | "primary-key" | "enum";
-  /** `schema.table`, `schema.table.column`, or the object's name. */
-  object: string;
-  message: string;
-}
+export type { Drift } from "./catalog-diff.js";
 
 interface LiveColumn {
   table: string;
@@ -104,8 +101,12 @@ function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[
       });
     }
     const liveDefault = actual.default === null ? null : normalizeDefault(actual.default);
-    const wantDefault = serial ? "nextval" : expected.default === undefined ? null : normalizeDefault(expected.default);
-    const sameDefault = serial ? liveDefault?.startsWith("nextval(") : liveDefault === wantDefault;
+    const wantDefault = serial ? "nextval" : snapshotDefault(expected.default);
+    // The live side keeps a cast normalizeDefault cannot read when the type's name is quoted
+    // ('idle'::"applicationStatus"), which drizzle-kit's snapshot leaves out.
+    const sameDefault = serial
+      ? liveDefault?.startsWith("nextval(")
+      : liveDefault === wantDefault || (wantDefault !== null && liveDefault?.startsWith(`${wantDefault}::`));
     if (!sameDefault) {
       drifts.push({
         kind: "column",
@@ -422,6 +423,14 @@ export function normalizeType(type: string): string {
     return `${kind}${size} ${tz}${array}`;
   }
   return `${canonical}${size}${array}`;
+}
+
+// drizzle-kit stores boolean and number defaults as JSON values (`"default": false`), and
+// `DEFAULT null` as the text "null": both mean what PostgreSQL stores.
+function snapshotDefault(value: string | number | boolean | null | undefined): string | null {
+  if (value === undefined || value === null) return null;
+  const text = normalizeDefault(String(value));
+  return text.toLowerCase() === "null" ? null : text;
 }
 
 /** Drops casts PostgreSQL adds to stored defaults (`''::text`, `'a'::character varying`). */

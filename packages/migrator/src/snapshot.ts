@@ -12,7 +12,10 @@ export interface Snapshot {
 export interface SnapshotTable {
   name: string;
   schema: string;
-  columns: Record<string, { name: string; type: string; typeSchema?: string; primaryKey: boolean; notNull: boolean; default?: string }>;
+  columns: Record<
+    string,
+    { name: string; type: string; typeSchema?: string; primaryKey: boolean; notNull: boolean; default?: string | number | boolean | null }
+  >;
   indexes: Record<
     string,
     {
@@ -56,8 +59,54 @@ export function readLatestSnapshot(dir: string, migrations: readonly Migration[]
   try {
     const parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<Snapshot> & { dialect?: string };
     if (parsed.dialect && parsed.dialect !== "postgresql") throw new Error(`dialect is ${parsed.dialect}`);
-    return { snapshot: { tables: parsed.tables ?? {}, enums: parsed.enums ?? {} }, file };
+    return { snapshot: truncateNames({ tables: parsed.tables ?? {}, enums: parsed.enums ?? {} }), file };
   } catch (cause) {
     throw new MigratorError("JOURNAL_INVALID", `${file} is not a drizzle-kit PostgreSQL snapshot: ${(cause as Error).message}`, { cause });
   }
+}
+
+// PostgreSQL keeps the first 63 bytes of a longer name (NAMEDATALEN - 1); drizzle-kit writes
+// the name as given. Cut on a character boundary, as PostgreSQL does.
+function truncate(name: string): string {
+  if (Buffer.byteLength(name) <= 63) return name;
+  let out = "";
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch) > 63) break;
+    out += ch;
+  }
+  return out;
+}
+
+function truncateNames(snapshot: Snapshot): Snapshot {
+  const tables = Object.values(snapshot.tables).map((t) => ({
+    ...t,
+    name: truncate(t.name),
+    columns: Object.fromEntries(Object.values(t.columns ?? {}).map((c) => [truncate(c.name), { ...c, name: truncate(c.name) }])),
+    indexes: Object.fromEntries(Object.values(t.indexes ?? {}).map((i) => [truncate(i.name), { ...i, name: truncate(i.name) }])),
+    foreignKeys: Object.fromEntries(
+      Object.values(t.foreignKeys ?? {}).map((f) => [
+        truncate(f.name),
+        {
+          ...f,
+          name: truncate(f.name),
+          tableTo: truncate(f.tableTo),
+          columnsFrom: f.columnsFrom.map(truncate),
+          columnsTo: f.columnsTo.map(truncate),
+        },
+      ]),
+    ),
+    compositePrimaryKeys: Object.fromEntries(
+      Object.values(t.compositePrimaryKeys ?? {}).map((k) => [
+        truncate(k.name),
+        { ...k, name: truncate(k.name), columns: k.columns.map(truncate) },
+      ]),
+    ),
+    uniqueConstraints: Object.fromEntries(
+      Object.values(t.uniqueConstraints ?? {}).map((u) => [
+        truncate(u.name),
+        { ...u, name: truncate(u.name), columns: u.columns.map(truncate) },
+      ]),
+    ),
+  }));
+  return { tables: Object.fromEntries(tables.map((t) => [`${t.schema}.${t.name}`, t])), enums: snapshot.enums };
 }
