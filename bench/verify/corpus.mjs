@@ -1,0 +1,112 @@
+// verify on real drizzle-kit histories: for each folder, a fresh database built by `yomu-migrate
+// up` and another built by drizzle-orm's own migrate(), then `yomu-migrate verify --json` on each.
+// A database built only from its own history's migrations has no drift: every finding is a false
+// alarm. Prints one row per history and database, and each finding.
+// Usage (after `pnpm build`): node bench/verify/corpus.mjs [CORPUS_DIR] [--only NAME]
+// CORPUS_DIR defaults to /work/corpus (one migrations folder per directory; never committed).
+// DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const args = process.argv.slice(2);
+const onlyAt = args.indexOf("--only");
+const only = onlyAt === -1 ? undefined : args[onlyAt + 1];
+const corpus = args.find((a, i) => !a.startsWith("--") && args[i - 1] !== "--only") ?? "/work/corpus";
+const cli = join(root, "packages/migrator/bin/yomu-migrate.js");
+
+const histories = readdirSync(corpus)
+  .filter((name) => statSync(join(corpus, name)).isDirectory() && (!only || name === only))
+  .sort();
+
+async function admin(sql) {
+  const client = new pg.Client(adminUrl);
+  await client.connect();
+  try {
+    return await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+async function freshDatabase(tag) {
+  const name = `bench_verify_${tag}_${Math.random().toString(16).slice(2, 8)}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
+  await admin(`CREATE DATABASE "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString() };
+}
+
+function yomu(command, url, dir) {
+  const run = spawnSync(process.execPath, [cli, command, "--dir", dir, ...(command === "verify" ? ["--json"] : [])], {
+    env: { PATH: process.env.PATH, DATABASE_URL: url },
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return run;
+}
+
+function drizzleMigrate(url, dir) {
+  return spawnSync(process.execPath, [join(root, "bench/migrator/drizzle-migrate.mjs")], {
+    env: { PATH: process.env.PATH, DATABASE_URL: url, MIGRATIONS_DIR: dir },
+    encoding: "utf8",
+  });
+}
+
+function lastError(run) {
+  const lines = `${run.stdout}\n${run.stderr}`.trim().split("\n");
+  const failed = lines.map((l) => l.trim()).filter((l) => /"severity":"ERROR"|Error|error:/i.test(l));
+  const text = failed[0] ?? lines[lines.length - 1] ?? "";
+  try {
+    return JSON.parse(text).message.slice(0, 160);
+  } catch {
+    return text.slice(0, 160);
+  }
+}
+
+const rows = [];
+for (const history of histories) {
+  const dir = join(corpus, history);
+  if (!existsSync(dir)) continue;
+  for (const builder of ["yomu-migrate up", "drizzle migrate()"]) {
+    const db = await freshDatabase(history.slice(0, 20));
+    try {
+      const built = builder === "yomu-migrate up" ? yomu("up", db.url, dir) : drizzleMigrate(db.url, dir);
+      if (built.status !== 0) {
+        rows.push({ history, builder, result: `not built (exit ${built.status}): ${lastError(built)}` });
+        continue;
+      }
+      const started = performance.now();
+      const verified = yomu("verify", db.url, dir);
+      const ms = Math.round(performance.now() - started);
+      let result;
+      try {
+        result = JSON.parse(verified.stdout);
+      } catch {
+        rows.push({ history, builder, result: `verify exit ${verified.status}: ${lastError(verified)}` });
+        continue;
+      }
+      const drift = result.problems.filter((p) => !["pending", "checksum", "out-of-order"].includes(p.kind));
+      rows.push({
+        history,
+        builder,
+        result: `exit ${verified.status}, comparison ${result.comparison}, ${drift.length} finding(s), ${result.problems.length - drift.length} other problem(s), ${ms} ms`,
+        findings: result.problems.map((p) => `${p.kind}: ${p.message}`),
+      });
+    } finally {
+      await admin(`DROP DATABASE IF EXISTS "${db.name}" WITH (FORCE)`);
+    }
+  }
+}
+
+console.log("| history | built by | verify |");
+console.log("|---|---|---|");
+for (const row of rows) console.log(`| ${row.history} | ${row.builder} | ${row.result.replace(/\|/g, "\\|")} |`);
+for (const row of rows.filter((r) => r.findings?.length)) {
+  console.log(`\n${row.history} (${row.builder}):`);
+  for (const finding of row.findings.slice(0, 40)) console.log(`  ${finding}`);
+}
