@@ -1,5 +1,4 @@
-import type pg from "pg";
-import { readCatalog } from "./catalog.js";
+import { type Catalog, readCatalog } from "./catalog.js";
 import { type Drift, diffCatalogs } from "./catalog-diff.js";
 import { connect, describeDatabase } from "./connection.js";
 import { detectDrift, invalidIndexes } from "./drift.js";
@@ -81,7 +80,10 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
     }
     // Pending migrations are not in the expected schema: the live one has not got them either.
     const applied = plan.applied.map((a) => a.migration);
-    const exact = await compareWithShadow(client, options, new Set(applied.map((m) => m.tag)), onEvent, step);
+    // The live session is idle while the scratch database is built: read its catalog meanwhile.
+    const liveCatalog = readCatalog(client);
+    liveCatalog.catch(() => {});
+    const exact = await compareWithShadow(liveCatalog, options, new Set(applied.map((m) => m.tag)), onEvent, step);
     const compared = "reason" in exact ? compareWithSnapshot(options.dir, applied, exact.reason, step) : exact;
     if (compared.comparison === "snapshot" && compared.snapshot) {
       step.now = `comparing the live schema with ${compared.snapshot}`;
@@ -113,7 +115,7 @@ interface Compared {
 
 /** The exact comparison, or (after saying so) why no scratch database could be made or built. */
 async function compareWithShadow(
-  live: pg.Client,
+  live: Promise<Catalog>,
   options: VerifyOptions,
   applied: ReadonlySet<string>,
   onEvent: EventSink,
@@ -161,7 +163,7 @@ async function compareWithShadow(
     step.now = `reading the catalogs of the live and the scratch database ${where}`;
     const scratch = await connect({ url: shadow.url, applicationName: "yomu-migrate verify", timeoutMs: 10_000, onEvent: () => {} });
     try {
-      const [expected, actual] = await Promise.all([readCatalog(scratch), readCatalog(live)]);
+      const [expected, actual] = await Promise.all([readCatalog(scratch), live]);
       onEvent({
         event: "migration.verify.shadow",
         severity: "INFO",
