@@ -217,6 +217,13 @@ function asVerifyError(error: unknown, step: string): MigratorError {
   if (pgError?.code === "57P01" || /Connection terminated|ECONNRESET/i.test(String(pgError?.message))) {
     return new MigratorError("DATABASE_UNREACHABLE", `lost the database connection while ${step}: ${pgError.message}`, { cause: error });
   }
+  if (pgError?.code === "42501") {
+    return new MigratorError("CONFIG_INVALID", `verify failed while ${step}: ${pgError.message}`, {
+      cause: error,
+      details: { step, sqlstate: pgError.code },
+      hint: "verify needs to read drizzle.__drizzle_migrations: GRANT USAGE ON SCHEMA drizzle and SELECT on its tables to this user",
+    });
+  }
   return new MigratorError("INTERNAL", `verify failed while ${step}: ${String(pgError?.message ?? error)}`, {
     cause: error,
     details: { step, sqlstate: pgError?.code ?? null },

@@ -277,3 +277,30 @@ describe("when no scratch database can be made", () => {
     expect(json.run.stderr).toMatch(/"event":"migration.verify.fallback"/);
   });
 });
+
+describe("verify's errors", () => {
+  it("exits 8 naming the step when drizzle's table is not what drizzle makes, and 2 when it may not read it", async () => {
+    const folder = new MigrationsFolder([{ name: "one", statements: ["CREATE TABLE one (id int)"] }]);
+    const db = await createTestDatabase("verify_internal");
+    const role = `verify_noread_${randomBytes(4).toString("hex")}`;
+    try {
+      await db.query("CREATE SCHEMA drizzle; CREATE TABLE drizzle.__drizzle_migrations (id serial PRIMARY KEY, created_at bigint)");
+      const broken = await runCli(["verify"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir });
+      expect(broken.code).toBe(8);
+      expect(only(broken, "migration.error")).toMatchObject({
+        code: "INTERNAL",
+        message: expect.stringMatching(/^verify failed while reading drizzle's migrations table: column "hash" does not exist/),
+      });
+      await withClient(adminUrl(), (c) => c.query(`CREATE ROLE ${role} LOGIN`));
+      const url = new URL(db.url);
+      url.username = role;
+      const denied = await runCli(["verify"], { DATABASE_URL: url.toString(), MIGRATIONS_DIR: folder.dir });
+      expect(denied.code).toBe(2);
+      expect(only(denied, "migration.error").message).toMatch(/reading drizzle's migrations table: permission denied for schema drizzle/);
+    } finally {
+      await db.drop();
+      folder.remove();
+      await withClient(adminUrl(), (c) => c.query(`DROP ROLE IF EXISTS ${role}`));
+    }
+  });
+});
