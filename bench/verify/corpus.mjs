@@ -9,10 +9,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
+import { freshDatabase } from "./support.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const args = process.argv.slice(2);
 const onlyAt = args.indexOf("--only");
 const only = onlyAt === -1 ? undefined : args[onlyAt + 1];
@@ -22,24 +21,6 @@ const cli = join(root, "packages/migrator/bin/yomu-migrate.js");
 const histories = readdirSync(corpus)
   .filter((name) => statSync(join(corpus, name)).isDirectory() && (!only || name === only))
   .sort();
-
-async function admin(sql) {
-  const client = new pg.Client(adminUrl);
-  await client.connect();
-  try {
-    return await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-async function freshDatabase(tag) {
-  const name = `bench_verify_${tag}_${Math.random().toString(16).slice(2, 8)}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
-  await admin(`CREATE DATABASE "${name}"`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return { name, url: url.toString() };
-}
 
 function yomu(command, url, dir) {
   const run = spawnSync(process.execPath, [cli, command, "--dir", dir, ...(command === "verify" ? ["--json"] : [])], {
@@ -98,7 +79,7 @@ for (const history of histories) {
         findings: result.problems.map((p) => `${p.kind}: ${p.message}`),
       });
     } finally {
-      await admin(`DROP DATABASE IF EXISTS "${db.name}" WITH (FORCE)`);
+      await db.drop();
     }
   }
 }

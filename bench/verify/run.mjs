@@ -11,10 +11,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
+import { freshDatabase } from "./support.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const flag = (name, fallback) => {
   const at = process.argv.indexOf(name);
   return at === -1 ? fallback : Number(process.argv[at + 1]);
@@ -63,16 +62,6 @@ function writeHistory(dir) {
   writeFileSync(join(dir, "meta", "_journal.json"), JSON.stringify({ version: "7", dialect: "postgresql", entries }, null, 2));
 }
 
-async function admin(sql) {
-  const client = new pg.Client(adminUrl);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 function timed(args, env) {
   const started = performance.now();
   const run = spawnSync(process.execPath, [cli, ...args], {
@@ -94,11 +83,8 @@ const verifies = [];
 const shadows = [];
 try {
   for (let round = 0; round <= RUNS; round++) {
-    const name = `bench_verify_${process.pid}_${round}`;
-    await admin(`CREATE DATABASE ${name}`);
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    const env = { DATABASE_URL: url.toString(), MIGRATIONS_DIR: dir };
+    const db = await freshDatabase(`round${round}`);
+    const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: dir };
     try {
       const up = timed(["up"], env);
       const verify = timed(["verify"], env);
@@ -114,7 +100,7 @@ try {
         shadows.push(shadow?.durationMs ?? Number.NaN);
       }
     } finally {
-      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await db.drop();
     }
   }
 } finally {

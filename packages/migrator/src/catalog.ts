@@ -206,16 +206,6 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE '
   FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
  WHERE ${notInExtension("pg_proc", "p.oid")}`;
 
-interface Row {
-  kind: ObjectKind;
-  id: string;
-  label: string;
-  parent: string | null;
-  props: Record<string, string | null>;
-  match: string | null;
-  valid: boolean;
-}
-
 /**
  * Reads every user object of the database `client` is connected to, in one round trip and one
  * consistent snapshot, spelled by PostgreSQL itself (pg_get_constraintdef, pg_get_indexdef,
@@ -228,7 +218,7 @@ interface Row {
 export async function readCatalog(client: pg.ClientBase): Promise<Catalog> {
   const results = (await client.query(
     `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; ${CATALOG_SQL}; COMMIT`,
-  )) as unknown as pg.QueryResult<Row>[];
+  )) as unknown as pg.QueryResult<CatalogObject>[];
   const rows = results[2]?.rows ?? [];
   const catalog: Catalog = new Map();
   for (const row of rows) {
