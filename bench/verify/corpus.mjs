@@ -1,7 +1,8 @@
 // verify on real drizzle-kit histories: for each folder, a fresh database built by `yomu-migrate
 // up` and another built by drizzle-orm's own migrate(), then `yomu-migrate verify --json` on each.
 // A database built only from its own history's migrations has no drift: every finding is a false
-// alarm. Prints one row per history and database, and each finding.
+// alarm. Each database is verified twice: as the superuser (the scratch-database comparison) and
+// as a role without CREATEDB (the snapshot fallback). Prints one row per run, and each finding.
 // Usage (after `pnpm build`): node bench/verify/corpus.mjs [CORPUS_DIR] [--only NAME]
 // CORPUS_DIR defaults to /work/corpus (one migrations folder per directory; never committed).
 // DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
@@ -9,7 +10,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freshDatabase } from "./support.mjs";
+import pg from "pg";
+import { admin, freshDatabase } from "./support.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const args = process.argv.slice(2);
@@ -21,6 +23,17 @@ const cli = join(root, "packages/migrator/bin/yomu-migrate.js");
 const histories = readdirSync(corpus)
   .filter((name) => statSync(join(corpus, name)).isDirectory() && (!only || name === only))
   .sort();
+
+// A role that may read but not CREATE DATABASE: verify then falls back to the snapshot comparison.
+const fallbackRole = `bench_verify_nocreatedb_${process.pid}`;
+await admin(`CREATE ROLE ${fallbackRole} LOGIN NOCREATEDB`);
+
+function asFallbackRole(url) {
+  const u = new URL(url);
+  u.username = fallbackRole;
+  u.password = "";
+  return u.toString();
+}
 
 function yomu(command, url, dir) {
   const run = spawnSync(process.execPath, [cli, command, "--dir", dir, ...(command === "verify" ? ["--json"] : [])], {
@@ -36,6 +49,17 @@ function drizzleMigrate(url, dir) {
     env: { PATH: process.env.PATH, DATABASE_URL: url, MIGRATIONS_DIR: dir },
     encoding: "utf8",
   });
+}
+
+/** Lets the fallback role read drizzle's table in the database at `url`, as verify needs. */
+async function grantRead(url) {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    await client.query(`GRANT USAGE ON SCHEMA drizzle TO ${fallbackRole}; GRANT SELECT ON ALL TABLES IN SCHEMA drizzle TO ${fallbackRole}`);
+  } finally {
+    await client.end();
+  }
 }
 
 function lastError(run) {
@@ -61,28 +85,38 @@ for (const history of histories) {
         rows.push({ history, builder, result: `not built (exit ${built.status}): ${lastError(built)}` });
         continue;
       }
-      const started = performance.now();
-      const verified = yomu("verify", db.url, dir);
-      const ms = Math.round(performance.now() - started);
-      let result;
-      try {
-        result = JSON.parse(verified.stdout);
-      } catch {
-        rows.push({ history, builder, result: `verify exit ${verified.status}: ${lastError(verified)}` });
-        continue;
+      await admin(`GRANT CONNECT ON DATABASE "${db.name}" TO ${fallbackRole}`);
+      await grantRead(db.url);
+      for (const [how, url] of [
+        ["shadow", db.url],
+        ["fallback", asFallbackRole(db.url)],
+      ]) {
+        const started = performance.now();
+        const verified = yomu("verify", url, dir);
+        const ms = Math.round(performance.now() - started);
+        const label = `${builder}${how === "fallback" ? ", role without CREATEDB" : ""}`;
+        let result;
+        try {
+          result = JSON.parse(verified.stdout);
+        } catch {
+          rows.push({ history, builder: label, result: `verify exit ${verified.status}: ${lastError(verified)}` });
+          continue;
+        }
+        const drift = result.problems.filter((p) => !["pending", "checksum", "out-of-order"].includes(p.kind));
+        rows.push({
+          history,
+          builder: label,
+          result: `exit ${verified.status}, comparison ${result.comparison}, ${drift.length} finding(s), ${result.problems.length - drift.length} other problem(s), ${ms} ms`,
+          findings: result.problems.map((p) => `${p.kind}: ${p.message}`),
+        });
       }
-      const drift = result.problems.filter((p) => !["pending", "checksum", "out-of-order"].includes(p.kind));
-      rows.push({
-        history,
-        builder,
-        result: `exit ${verified.status}, comparison ${result.comparison}, ${drift.length} finding(s), ${result.problems.length - drift.length} other problem(s), ${ms} ms`,
-        findings: result.problems.map((p) => `${p.kind}: ${p.message}`),
-      });
     } finally {
       await db.drop();
     }
   }
 }
+
+await admin(`DROP ROLE IF EXISTS ${fallbackRole}`);
 
 console.log("| history | built by | verify |");
 console.log("|---|---|---|");

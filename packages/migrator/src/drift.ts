@@ -49,6 +49,7 @@ export async function detectDrift(client: pg.ClientBase, snapshot: Snapshot): Pr
   if (schemas.length === 0) schemas.push("public");
   const live = await introspect(client, schemas);
   const drifts: Drift[] = [];
+  const defaults: DefaultCandidate[] = [];
 
   const expectedTables = new Set(tables.map((t) => qualified(t.schema, t.name)));
   for (const name of live.tables) {
@@ -61,15 +62,46 @@ export async function detectDrift(client: pg.ClientBase, snapshot: Snapshot): Pr
       drifts.push({ kind: "table", object: name, message: `table ${name} is missing` });
       continue;
     }
-    compareColumns(table, name, live.columns.get(name) ?? [], drifts);
+    compareColumns(table, name, live.columns.get(name) ?? [], drifts, defaults);
     compareKeys(table, name, live, drifts);
     compareIndexes(table, name, live.indexes.get(name) ?? [], drifts);
   }
   compareEnums(snapshot, live.enums, drifts);
+  for (const candidate of defaults) {
+    if ((await spelledByPostgres(client, candidate)) !== candidate.live) drifts.push(candidate.drift);
+  }
   return drifts;
 }
 
-function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[], drifts: Drift[]): void {
+/** A default that reads differently from the snapshot's, until PostgreSQL has spelled the snapshot's too. */
+interface DefaultCandidate {
+  type: string;
+  expected: string;
+  live: string | null;
+  drift: Drift;
+}
+
+// The snapshot keeps a default as written in the schema ('{"b":1,"a":2}'::jsonb, 'idle');
+// PostgreSQL stores its own spelling ('{"a": 2, "b": 1}'::jsonb, 'idle'::"applicationStatus").
+// A temporary column with that default, rolled back at once, gets PostgreSQL's spelling of it,
+// from the same pg_get_expr that read the live one. The snapshot's text comes from the
+// migrations folder, which up runs as SQL anyway.
+async function spelledByPostgres(client: pg.ClientBase, candidate: DefaultCandidate): Promise<string | null | undefined> {
+  try {
+    await client.query("BEGIN");
+    await client.query(`CREATE TEMP TABLE yomu_verify_default (c ${candidate.type} DEFAULT ${candidate.expected})`);
+    const { rows } = await client.query<{ spelled: string | null }>(
+      "SELECT pg_get_expr(d.adbin, d.adrelid) AS spelled FROM pg_attrdef d WHERE d.adrelid = 'pg_temp.yomu_verify_default'::regclass",
+    );
+    return rows[0]?.spelled ?? null;
+  } catch {
+    return undefined;
+  } finally {
+    await client.query("ROLLBACK").catch(() => {});
+  }
+}
+
+function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[], drifts: Drift[], defaults: DefaultCandidate[]): void {
   const byName = new Map(columns.map((c) => [c.column, c]));
   for (const column of columns) {
     if (!table.columns[column.column]) {
@@ -108,11 +140,13 @@ function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[
       ? liveDefault?.startsWith("nextval(")
       : liveDefault === wantDefault || (wantDefault !== null && liveDefault?.startsWith(`${wantDefault}::`));
     if (!sameDefault) {
-      drifts.push({
+      const drift: Drift = {
         kind: "column",
         object,
         message: `column ${object} has default ${actual.default ?? "(none)"}, migrations say ${serial ? "a sequence" : (expected.default ?? "(none)")}`,
-      });
+      };
+      if (serial || wantDefault === null) drifts.push(drift);
+      else defaults.push({ type: actual.type, expected: String(expected.default), live: actual.default, drift });
     }
   }
 }
