@@ -206,7 +206,7 @@ describe("when no scratch database can be made", () => {
         name: "flags",
         statements: [
           `CREATE TYPE "public"."applicationStatus" AS ENUM('idle', 'busy')`,
-          `CREATE TABLE "flags" ("id" serial PRIMARY KEY NOT NULL, "on" boolean DEFAULT false NOT NULL, "weight" integer DEFAULT 0 NOT NULL, "state" "applicationStatus" DEFAULT 'idle' NOT NULL, "note" text DEFAULT null)`,
+          `CREATE TABLE "flags" ("id" serial PRIMARY KEY NOT NULL, "on" boolean DEFAULT false NOT NULL, "weight" integer DEFAULT 0 NOT NULL, "state" "applicationStatus" DEFAULT 'idle' NOT NULL, "note" text DEFAULT null, "settings" jsonb DEFAULT '{"theme":"dark","beta":true}'::jsonb)`,
         ],
       },
     ]);
@@ -225,7 +225,7 @@ describe("when no scratch database can be made", () => {
     expect(only(run, "migration.error").message).toMatch(/cannot create a scratch database .*permission denied.*no drizzle-kit snapshot/);
   });
 
-  it("falls back to drizzle-kit's snapshot, says so, and reads its boolean and number defaults", async () => {
+  it("falls back to drizzle-kit's snapshot, says so, and reads its boolean, number, enum and jsonb defaults", async () => {
     const [migration] = folder.migrations;
     const prefix = migration?.tag.split("_")[0];
     writeFileSync(
@@ -250,6 +250,7 @@ describe("when no scratch database can be made", () => {
                 default: "'idle'",
               },
               note: { name: "note", type: "text", primaryKey: false, notNull: false, default: null },
+              settings: { name: "settings", type: "jsonb", primaryKey: false, notNull: false, default: `'{"theme":"dark","beta":true}'::jsonb` },
             },
             indexes: {},
             foreignKeys: {},
