@@ -264,11 +264,11 @@ function fail(error: unknown, log: Logger): number {
     event: "migration.error",
     severity: "ERROR",
     message: known ? known.message : String((error as Error)?.message ?? error),
-    code: known?.code ?? "INTERNAL",
+    code: known?.code ?? "UNEXPECTED",
     hint: known?.hint ?? null,
     ...(process.env.DEBUG ? { stack: (error as Error)?.stack } : {}),
   });
-  return known ? known.exitCode : ExitCode.internal;
+  return known ? known.exitCode : ExitCode.migrationFailed;
 }
 
 function passwordOf(url: string): string | undefined {

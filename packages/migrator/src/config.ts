@@ -7,8 +7,6 @@ export type Command = (typeof commands)[number];
 export interface Config {
   command: Command;
   databaseUrl: string;
-  /** verify: an empty database to build the expected schema in, instead of creating one. */
-  shadowDatabaseUrl: string | undefined;
   dir: string;
   lockWaitTimeoutMs: number;
   slowThresholdMs: number;
@@ -31,6 +29,8 @@ export interface Config {
   /** `lint [files…]`: the files to check; none means pending (or changed since --base). */
   files: string[];
   base: string | undefined;
+  /** `verify`, `plan`: an empty database to build the scratch copy in, instead of creating one. */
+  shadowDatabaseUrl: string | undefined;
   /** `down --to TAG`. */
   to: string | undefined;
   /** `down --steps N`. */
@@ -51,13 +51,6 @@ interface Setting {
 /** Every setting, its flag, its environment variable and its default: the one source for parsing and `--help`. */
 export const settings: readonly Setting[] = [
   { key: "databaseUrl", flag: "database-url", env: "DATABASE_URL", kind: "url", about: "PostgreSQL connection string (required)" },
-  {
-    key: "shadowDatabaseUrl",
-    flag: "shadow-database-url",
-    env: "SHADOW_DATABASE_URL",
-    kind: "url",
-    about: "empty database verify builds the expected schema in (default: a scratch one from template0)",
-  },
   { key: "dir", flag: "dir", env: "MIGRATIONS_DIR", kind: "string", fallback: "drizzle/migrations", about: "folder drizzle-kit generates" },
   {
     key: "lockWaitTimeoutMs",
@@ -142,6 +135,13 @@ export const settings: readonly Setting[] = [
     kind: "duration",
     fallback: "60s",
     about: "how long to retry an unreachable database (then exit 7)",
+  },
+  {
+    key: "shadowDatabaseUrl",
+    flag: "shadow-database-url",
+    env: "SHADOW_DATABASE_URL",
+    kind: "url",
+    about: "an empty database for verify's and plan's scratch copy (default: create one beside the database)",
   },
 ];
 
@@ -235,7 +235,6 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     command: chosen,
     logFormat: options.isTTY ? "pretty" : "json",
     pushgatewayUrl: undefined,
-    shadowDatabaseUrl: undefined,
     host: undefined,
     appVersion: undefined,
   };
@@ -350,6 +349,6 @@ export function helpText(): string {
     "",
     "exit codes: 0 ok, 1 migration failed (rolled back), 2 usage or configuration, 3 lock wait timed out,",
     "            4 verification failed, 5 not current (status --require-current), 6 lint findings,",
-    "            7 database unreachable, 8 internal error (a bug)",
+    "            7 database unreachable",
   ].join("\n");
 }
