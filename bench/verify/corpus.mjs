@@ -44,9 +44,20 @@ function yomu(command, url, dir) {
   return run;
 }
 
+// bench/corpus's script (branch h13l) also runs drizzle-orm 1.0's migrate() on drizzle-kit 1.0's
+// folders; without it, drizzle-orm 0.45 applies the journal layout only.
+const drizzleScript = ["bench/corpus/drizzle-migrate.mjs", "bench/migrator/drizzle-migrate.mjs"]
+  .map((p) => join(root, p))
+  .find((p) => existsSync(p));
+
 function drizzleMigrate(url, dir) {
-  return spawnSync(process.execPath, [join(root, "bench/migrator/drizzle-migrate.mjs")], {
-    env: { PATH: process.env.PATH, DATABASE_URL: url, MIGRATIONS_DIR: dir },
+  return spawnSync(process.execPath, [drizzleScript], {
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: url,
+      MIGRATIONS_DIR: dir,
+      LAYOUT: existsSync(join(dir, "meta", "_journal.json")) ? "journal" : "folders",
+    },
     encoding: "utf8",
   });
 }
@@ -64,6 +75,8 @@ async function grantRead(url) {
 
 function lastError(run) {
   const lines = `${run.stdout}\n${run.stderr}`.trim().split("\n");
+  const migrationFailed = lines.find((l) => l.includes('"event":"migration.failed"'));
+  if (migrationFailed) return JSON.parse(migrationFailed).message.slice(0, 200);
   const failed = lines.map((l) => l.trim()).filter((l) => /"severity":"ERROR"|Error|error:/i.test(l));
   const text = failed[0] ?? lines[lines.length - 1] ?? "";
   try {
