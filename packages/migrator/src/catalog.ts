@@ -25,7 +25,11 @@ export type ObjectKind =
   | "trigger"
   | "function"
   | "procedure"
-  | "aggregate";
+  | "aggregate"
+  | "rule"
+  | "statistics"
+  | "collation"
+  | "event-trigger";
 
 /** One schema object as PostgreSQL's own deparsers spell it, with nothing that differs between two builds of the same SQL. */
 export interface CatalogObject {
@@ -204,7 +208,32 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE '
          ELSE pg_get_functiondef(p.oid) END),
        NULL, true
   FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
- WHERE ${notInExtension("pg_proc", "p.oid")}`;
+ WHERE ${notInExtension("pg_proc", "p.oid")}
+UNION ALL
+SELECT 'rule', ${relationName("c", "n")} || '.' || r.rulename, 'rule ' || r.rulename || ' on ' || ${relationName("c", "n")},
+       ${relationKey("c", "n")}, jsonb_build_object('definition', pg_get_ruledef(r.oid)), NULL, true
+  FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN ns n ON n.oid = c.relnamespace
+ -- A view's own _RETURN rule is its definition, compared with the view.
+ WHERE r.rulename <> '_RETURN' AND ${notInExtension("pg_class", "c.oid")}
+UNION ALL
+SELECT 'statistics', n.nspname || '.' || s.stxname, 'statistics ' || n.nspname || '.' || s.stxname, 'schema:' || n.nspname,
+       jsonb_build_object('definition', pg_get_statisticsobjdef(s.oid)), NULL, true
+  FROM pg_statistic_ext s JOIN ns n ON n.oid = s.stxnamespace
+ WHERE ${notInExtension("pg_statistic_ext", "s.oid")}
+UNION ALL
+SELECT 'collation', n.nspname || '.' || o.collname, 'collation ' || n.nspname || '.' || o.collname, 'schema:' || n.nspname,
+       jsonb_build_object('provider', o.collprovider::text, 'deterministic', o.collisdeterministic::text,
+                          'collate', o.collcollate, 'ctype', o.collctype),
+       NULL, true
+  FROM pg_collation o JOIN ns n ON n.oid = o.collnamespace
+ WHERE ${notInExtension("pg_collation", "o.oid")}
+UNION ALL
+SELECT 'event-trigger', e.evtname, 'event trigger ' || e.evtname, NULL,
+       jsonb_build_object('event', e.evtevent, 'function', e.evtfoid::regproc::text, 'tags', array_to_string(e.evttags, ', '),
+                          'enabled', CASE e.evtenabled WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica only' WHEN 'A' THEN 'always' END),
+       NULL, true
+  FROM pg_event_trigger e
+ WHERE ${notInExtension("pg_event_trigger", "e.oid")}`;
 
 /**
  * Reads every user object of the database `client` is connected to, in one round trip and one
