@@ -80,8 +80,10 @@ const nameFreeIndexdef = (oid: string, name: string) =>
 const CATALOG_SQL = `
 WITH ns AS (${userNamespaces}),
 ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
-SELECT 'schema' AS kind, n.nspname AS id, 'schema ' || n.nspname AS label, NULL AS parent, '{}'::jsonb AS props,
-       NULL AS match, true AS valid
+-- The first branch types every column of the UNION: text, never name, which would cut every id
+-- (\`public.a_long_table.a_long_index\`) to 63 bytes and let two objects collide.
+SELECT 'schema'::text AS kind, n.nspname::text AS id, 'schema ' || n.nspname::text AS label, NULL::text AS parent,
+       '{}'::jsonb AS props, NULL::text AS match, true AS valid
   FROM ns n WHERE ${notInExtension("pg_namespace", "n.oid")}
 UNION ALL
 SELECT 'extension', e.extname, 'extension ' || e.extname, NULL, jsonb_build_object('schema', x.nspname), NULL, true
@@ -251,7 +253,10 @@ export async function readCatalog(client: pg.ClientBase): Promise<Catalog> {
   const rows = results[2]?.rows ?? [];
   const catalog: Catalog = new Map();
   for (const row of rows) {
-    catalog.set(catalogKey(row.kind, row.id), {
+    const key = catalogKey(row.kind, row.id);
+    // Two objects under one key would hide one of them from the comparison: a bug, said aloud.
+    if (catalog.has(key)) throw new Error(`two catalog objects read as ${key}`);
+    catalog.set(key, {
       kind: row.kind,
       id: row.id,
       label: row.label,
