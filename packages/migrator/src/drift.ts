@@ -1,5 +1,6 @@
 // The fallback comparison, for when no scratch database can be made: the live schema against
-// drizzle-kit's snapshot, each side normalised by hand. verify.ts says when it runs.
+// drizzle-kit's snapshot, each side normalised by hand. verify.ts says when it runs. Long because
+// each kind of snapshot entry needs its own reading; the exact comparison (catalog.ts) needs none.
 import type pg from "pg";
 import type { Drift } from "./catalog-diff.js";
 import type { Snapshot, SnapshotTable } from "./snapshot.js";

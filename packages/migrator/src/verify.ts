@@ -86,7 +86,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
     const exact = await compareWithShadow(liveCatalog, options, new Set(applied.map((m) => m.tag)), onEvent, step);
     const compared = "reason" in exact ? compareWithSnapshot(options.dir, applied, exact.reason, step) : exact;
     if (compared.comparison === "snapshot" && compared.snapshot) {
-      step.now = `comparing the live schema with ${compared.snapshot}`;
+      step.now = `comparing the live schema with ${compared.snapshot.file}`;
       problems.push(...(await detectDrift(client, compared.snapshot.snapshot)));
     } else if (compared.drifts) {
       problems.push(...compared.drifts);
