@@ -54,6 +54,16 @@ describe("readLatestSnapshot", () => {
           { entityType: "tables", name: "users", schema: "app" },
           { entityType: "columns", name: "id", schema: "app", table: "users", type: "uuid", notNull: true, default: null },
           { entityType: "columns", name: "active", schema: "app", table: "users", type: "boolean", notNull: true, default: true },
+          {
+            entityType: "columns",
+            name: "tags",
+            schema: "app",
+            table: "users",
+            type: "text",
+            dimensions: 1,
+            notNull: false,
+            default: null,
+          },
           { entityType: "pks", name: "users_pkey", schema: "app", table: "users", columns: ["id"] },
           { entityType: "uniques", name: "users_id_key", schema: "app", table: "users", columns: ["id"], nullsNotDistinct: false },
           {
@@ -88,7 +98,7 @@ describe("readLatestSnapshot", () => {
     expect(users).toMatchObject({
       name: "users",
       schema: "app",
-      columns: { id: { type: "uuid", notNull: true, default: null }, active: { default: true } },
+      columns: { id: { type: "uuid", notNull: true, default: null }, active: { default: true }, tags: { type: "text[]" } },
       compositePrimaryKeys: { users_pkey: { columns: ["id"] } },
       uniqueConstraints: { users_id_key: { columns: ["id"] } },
       foreignKeys: { users_id_fk: { columnsFrom: ["id"], tableTo: "people", schemaTo: "app", onDelete: "CASCADE" } },

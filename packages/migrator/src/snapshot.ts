@@ -81,6 +81,8 @@ interface DdlEntity {
   table?: string;
   type?: string;
   typeSchema?: string | null;
+  /** Array dimensions: 1.0 writes `text` with 1 where 0.x wrote `text[]`. */
+  dimensions?: number;
   notNull?: boolean;
   default?: string | number | boolean | null;
   columns?: Array<string | { value: string; isExpression: boolean; asc: boolean; nullsFirst?: boolean }>;
@@ -123,7 +125,7 @@ function fromDdl(ddl: DdlEntity[]): Snapshot {
     if (e.entityType === "columns") {
       table.columns[e.name] = {
         name: e.name,
-        type: e.type ?? "",
+        type: `${e.type ?? ""}${"[]".repeat(e.dimensions ?? 0)}`,
         typeSchema: e.typeSchema ?? undefined,
         primaryKey: false,
         notNull: e.notNull ?? false,
