@@ -146,7 +146,7 @@ describe("verify against a scratch database built from the same migrations", () 
     }
   });
 
-  it("builds the expected schema in the database --shadow-database-url names, and empties it afterwards", async () => {
+  it("builds the expected schema in the database --shadow-database-url names, empties it afterwards, and refuses one in use", async () => {
     const shadow = await createTestDatabase("verify_given_shadow");
     try {
       const run = await runCli(["verify", "--shadow-database-url", shadow.url], env());
@@ -155,6 +155,11 @@ describe("verify against a scratch database built from the same migrations", () 
         created: false,
         database: `127.0.0.1:${new URL(shadow.url).port}/${shadow.name}`,
       });
+      await shadow.query("CREATE TABLE leftover (id int)");
+      const refused = await runCli(["verify", "--shadow-database-url", shadow.url], env());
+      expect(refused.code).toBe(2);
+      expect(only(refused, "migration.error").message).toMatch(/the shadow database .* is not empty/);
+      await shadow.query("DROP TABLE leftover");
       const left = await shadow.query(
         "SELECT nspname FROM pg_namespace WHERE nspname IN ('billing', 'drizzle') UNION ALL SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace",
       );
