@@ -40,10 +40,11 @@ async function allRows(db: TestDatabase): Promise<Record<string, string[]>> {
   return rows;
 }
 
+// contype 'n': PostgreSQL 18 records each NOT NULL as a constraint too; the columns already say it.
 async function names(db: TestDatabase): Promise<{ constraints: string[]; indexes: string[] }> {
   const constraints = await db.query<{ name: string }>(
     `SELECT conrelid::regclass::text || '.' || conname AS name FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-     WHERE n.nspname = 'public' ORDER BY 1`,
+     WHERE n.nspname = 'public' AND c.contype <> 'n' ORDER BY 1`,
   );
   const indexes = await db.query<{ name: string }>(
     `SELECT tablename || '.' || indexname AS name FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`,

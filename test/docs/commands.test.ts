@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { freePort } from "../support/net.js";
 
 // Every shell block in the README and the quickstart runs here, against a fresh database, so a
 // renamed flag, script or file breaks the build before it misleads a reader. A block that cannot
@@ -80,9 +81,12 @@ describe("the documents' shell blocks", () => {
   for (const block of runnable.filter((b) => b.marker === "doc-test: server")) {
     it(`${block.document}:${block.line} runs against the API on :3000: ${block.code.split("\n")[0]}`, async () => {
       expect(sh("node apps/api/dist/shared/db/migrate.js").status).toBe(0);
-      const server = await startApi();
+      // The document says :3000; a port of our own, so a second checkout testing at once never meets this one.
+      expect(block.code).toContain("localhost:3000");
+      const port = await freePort();
+      const server = await startApi(port);
       try {
-        const run = sh(block.code);
+        const run = sh(block.code.replaceAll("localhost:3000", `localhost:${port}`));
         expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
         expect(run.stdout).toContain('"status":"ready"');
         expect(run.stdout).toContain('"email":"ada@example.com"');
@@ -94,19 +98,19 @@ describe("the documents' shell blocks", () => {
   }
 });
 
-async function startApi(): Promise<ChildProcess> {
+async function startApi(port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["apps/api/dist/main.js"], {
     cwd: repo,
-    env: { ...process.env, DATABASE_URL: db.url, PORT: "3000" },
+    env: { ...process.env, DATABASE_URL: db.url, PORT: String(port) },
     stdio: "ignore",
   });
   for (let i = 0; i < 100; i++) {
     try {
-      if ((await fetch("http://127.0.0.1:3000/healthz")).ok) return child;
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return child;
     } catch {}
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill();
-  throw new Error("the API did not start on :3000 (is the port taken?)");
+  throw new Error(`the API did not start on :${port}`);
 }

@@ -134,6 +134,29 @@ describe("ci.yaml", () => {
     expect(embedded.steps.map((step) => step.run?.trim())).toContain("pnpm test");
   });
 
+  it("also runs the suite on an embedded PostgreSQL 18, and the harness canary after the suites", () => {
+    const pg18 = ci.jobs["test-embedded-18"] as Job;
+    expect(pg18.env?.YOMU_EMBEDDED_PG).toBe(18);
+    expect(JSON.stringify(pg18)).not.toContain("DATABASE_URL");
+    expect(pg18.steps.map((step) => step.run?.trim())).toContain("pnpm test");
+    for (const id of ["test", "test-embedded"]) {
+      const runs = (ci.jobs[id] as Job).steps.map((step) => step.run?.trim());
+      expect(runs.indexOf("scripts/harness-canary.sh"), id).toBeGreaterThan(runs.indexOf("pnpm test"));
+    }
+    // Every test job sets up its tools with the script `pnpm test` uses, never a copy of the list.
+    for (const id of ["test", "test-embedded", "test-embedded-18"]) {
+      const runs = (ci.jobs[id] as Job).steps.map((step) => step.run ?? "");
+      expect(
+        runs.some((run) => run.includes("scripts/system-tools.mjs")),
+        id,
+      ).toBe(true);
+      expect(
+        runs.some((run) => run.includes("apt-get")),
+        id,
+      ).toBe(false);
+    }
+  });
+
   it("lints the migrations a change adds with yomu-migrate lint against the base commit, whose history it fetches", () => {
     const job = ci.jobs["migration-lint"] as Job;
     const checkout = job.steps.find((step) => step.uses?.startsWith("actions/checkout@"));

@@ -1,4 +1,4 @@
-import { onShutdownSignal, startServer } from "./server.js";
+import { onShutdownSignal, ServerStartError, startServer } from "./server.js";
 import { createAppLogger } from "./shared/log.js";
 import { migrationsDir } from "./shared/migrations.js";
 
@@ -11,8 +11,14 @@ if (!databaseUrl) {
   process.exit(2);
 }
 log.addSecret(safePassword(databaseUrl));
-const server = await startServer({ databaseUrl, port: Number(process.env.PORT ?? 3000), migrationsDir: migrationsDir(), log });
-onShutdownSignal(server.close);
+try {
+  const server = await startServer({ databaseUrl, port: Number(process.env.PORT ?? 3000), migrationsDir: migrationsDir(), log });
+  onShutdownSignal(server.close);
+} catch (error) {
+  if (!(error instanceof ServerStartError)) throw error;
+  log({ event: "server.config.invalid", severity: "CRITICAL", message: error.message });
+  process.exit(2);
+}
 
 function safePassword(url: string): string {
   try {

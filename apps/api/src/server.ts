@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { describeDatabase, type Logger } from "@yomu/migrator";
 import { createApp } from "./app.js";
@@ -18,12 +19,36 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Serves the API until `close()`: stops accepting, lets in-flight requests finish, ends the pool. */
+/** Why the API could not listen, as one line that names the port and the fix. */
+export class ServerStartError extends Error {
+  constructor(
+    readonly code: "PORT_IN_USE" | "LISTEN_FAILED",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ServerStartError";
+  }
+}
+
+const HOSTNAME = "0.0.0.0";
+
+/**
+ * Serves the API until `close()`: stops accepting, lets in-flight requests finish, ends the pool.
+ * A port it cannot listen on rejects with a `ServerStartError`.
+ *
+ * @example
+ *   const server = await startServer({ databaseUrl, port: 3000, migrationsDir: "drizzle/migrations", log });
+ *   await server.close();
+ */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const database = createDatabase(options.databaseUrl);
   const app = createApp({ db: database.db, checkReady: createReadinessCheck(database.pool, options.migrationsDir), log: options.log });
-  const server = await new Promise<ServerType>((ready) => {
-    const s = serve({ fetch: app.fetch, port: options.port, hostname: "0.0.0.0" }, () => ready(s));
+  const server = await new Promise<ServerType>((ready, fail) => {
+    const s = serve({ fetch: app.fetch, port: options.port, hostname: HOSTNAME }, () => ready(s));
+    s.once("error", (error: NodeJS.ErrnoException) => fail(listenError(options.port, error)));
+  }).catch(async (error: unknown) => {
+    await database.close();
+    throw error;
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
@@ -52,6 +77,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return closing;
   };
   return { port, close };
+}
+
+/**
+ * Resolves when nothing listens on `port` (the API's host), so a taken port is reported before
+ * minutes of start-up rather than after them.
+ *
+ * @example
+ *   await ensurePortFree(3000); // throws ServerStartError PORT_IN_USE when something listens there
+ */
+export function ensurePortFree(port: number): Promise<void> {
+  return new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once("error", (error: NodeJS.ErrnoException) => fail(listenError(port, error)));
+    probe.listen(port, HOSTNAME, () => probe.close(() => done()));
+  });
+}
+
+function listenError(port: number, error: NodeJS.ErrnoException): ServerStartError {
+  if (error.code === "EADDRINUSE") {
+    return new ServerStartError("PORT_IN_USE", `port ${port} is taken; stop what listens there, or set PORT to a free port`);
+  }
+  return new ServerStartError("LISTEN_FAILED", `cannot listen on port ${port} (${error.code ?? error.message}); set PORT to another port`);
 }
 
 /** Closes `stop` on the first SIGTERM or SIGINT; a second one exits at once. */

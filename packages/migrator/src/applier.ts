@@ -1,269 +1,220 @@
 import type pg from "pg";
-import { sleep } from "./connection.js";
-import { recordApplied } from "./drizzle-table.js";
+import { applyAlone } from "./apply-alone.js";
+import { type ApplyOptions, type ReadMigration, runQuery, shouldRetry, withHint } from "./apply-statement.js";
+import { recordApplied, reuseRolledBackIds } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
-import { findTransactionControl, locate, type Migration } from "./journal.js";
-import type { EventSink } from "./log.js";
-import type { Batch } from "./plan.js";
+import type { Migration } from "./journal.js";
+import { type Batch, toBatches } from "./plan.js";
+import { loadSqlParser, type ParsedMigration } from "./sql/parser.js";
 
-/** SQLSTATE 55P03 lock_not_available: a statement gave up waiting under `lock_timeout`. */
-const LOCK_NOT_AVAILABLE = "55P03";
-/** SQLSTATE 57014 query_canceled: `statement_timeout`, or our own cancel on SIGTERM. */
-const QUERY_CANCELED = "57014";
+export type { ApplyOptions } from "./apply-statement.js";
 
-export interface ApplyOptions {
-  onEvent: EventSink;
-  /** The session's `lock_timeout`, restored after a CONCURRENTLY statement lifts it. */
-  lockTimeoutMs: number;
-  /** How many times a batch is retried after hitting `lock_timeout`. */
-  lockRetries: number;
-  /** First pause before a retry, in ms; doubles each time up to `maxRetryDelayMs`, with jitter. */
-  retryDelayMs: number;
-  maxRetryDelayMs?: number;
-  signal?: AbortSignal;
-}
-
-/**
- * `CREATE INDEX`, `REINDEX` and `DROP INDEX` with CONCURRENTLY take locks that reads and writes
- * never wait behind, but they wait themselves for every open transaction on the table. Under
- * `lock_timeout` they give up and, for CREATE, leave an INVALID index that makes the retry fail
- * with 42P07; so they run with `lock_timeout` off, bounded by `statement_timeout` instead.
- */
-const CONCURRENT_INDEX = /^\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|REINDEX\s+\w+|DROP\s+INDEX)\s+CONCURRENTLY\b/i;
-const CREATE_INDEX_CONCURRENTLY =
-  /^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:"(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[\w$]+))?)/i;
+/** SQLSTATE 55P04 unsafe_new_enum_value_usage: an enum value added in this transaction was used. */
+const UNSAFE_NEW_ENUM_VALUE = "55P04";
 
 export interface AppliedMigration {
   tag: string;
   durationMs: number;
 }
 
+/** Pending migrations read by PostgreSQL's parser and grouped into the batches they run in. */
+export interface PreparedRun {
+  batches: Batch[];
+  parsed: Map<Migration, ParsedMigration>;
+}
+
 /**
- * Applies one batch: a transactional batch in a single transaction (all of it or none of it), or
- * a no-transaction file statement by statement. A statement that hits `lock_timeout` is retried
- * with backoff, from the start of the transaction or from that statement, so the migration never
- * queues behind a long transaction while live traffic queues behind it.
+ * Parses every pending migration once and groups them into batches; refuses, before anything
+ * runs, a file PostgreSQL's parser rejects (the server would reject it mid-run). Loads the parser
+ * only here, so a run with nothing pending never pays for it. With `statements: "facts"` a file
+ * that runs in the run's transaction keeps only its statements that carry a fact.
+ *
+ * @example
+ *   const run = await prepareRun(plan.pending);
+ *   run.batches.map((b) => b.transactional); // [true, false, true]
  */
-export async function applyBatch(client: pg.Client, batch: Batch, options: ApplyOptions): Promise<AppliedMigration[]> {
-  return batch.transactional ? applyInTransaction(client, batch.migrations, options) : applyAlone(client, batch.migrations, options);
-}
-
-async function applyInTransaction(client: pg.Client, migrations: Migration[], options: ApplyOptions): Promise<AppliedMigration[]> {
-  for (const migration of migrations) refuseTransactionControl(migration);
-  for (let attempt = 0; ; attempt++) {
-    const done: AppliedMigration[] = [];
-    await client.query("BEGIN");
-    try {
-      for (const migration of migrations) {
-        const started = performance.now();
-        for (let i = 0; i < migration.statements.length; i++) {
-          await runStatement(client, migration, i, options);
-          if (client.getTransactionStatus() === "I") throw transactionEnded(migration, i);
-        }
-        await recordApplied(client, migration);
-        done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
-      }
-      await client.query("COMMIT");
-      return done;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      if (!(await shouldRetry(error, attempt, options))) throw error;
+export async function prepareRun(pending: readonly Migration[], options: { statements?: "all" | "facts" } = {}): Promise<PreparedRun> {
+  const parsed = new Map<Migration, ParsedMigration>();
+  if (pending.length === 0) return { batches: [], parsed };
+  const parser = await loadSqlParser();
+  for (const migration of pending) {
+    // A file run as one query per piece needs only its facts (`statements: "facts"`, what `up`
+    // asks for, so a huge file holds no statement list); one run alone needs every statement.
+    let read = parser.parseMigration(migration.statements, { nodes: false, statements: options.statements ?? "all" });
+    if (options.statements === "facts" && (migration.noTransaction || read.managesTransactions)) {
+      read = parser.parseMigration(migration.statements, { nodes: false });
     }
+    const error = read.errors[0];
+    if (error) {
+      throw new MigratorError(
+        "MIGRATION_FAILED",
+        `${migration.file}:${error.line}:${error.column}: statement ${error.piece + 1} of ${migration.tag} is not valid SQL: ${error.message}${error.cause ? ` (${error.cause})` : ""}; nothing was applied`,
+        {
+          // 42601 syntax_error: what the server would answer, without the half-run batch.
+          details: {
+            tag: migration.tag,
+            file: migration.file,
+            statement: error.piece + 1,
+            sqlstate: "42601",
+            line: error.line,
+            column: error.column,
+            error: error.message,
+          },
+          hint: error.cause
+            ? "keep `--> statement-breakpoint` out of strings and function bodies: regenerate the migration, or move the breakpoint after the statement's `;`"
+            : "fix the SQL (a new migration if this one is applied elsewhere) and run again",
+        },
+      );
+    }
+    parsed.set(migration, read);
   }
+  return { batches: toBatches(pending, (m) => parsed.get(m)?.managesTransactions ?? false), parsed };
 }
 
-async function applyAlone(client: pg.Client, migrations: Migration[], options: ApplyOptions): Promise<AppliedMigration[]> {
-  const done: AppliedMigration[] = [];
-  for (const migration of migrations) {
+/**
+ * Applies a prepared run batch by batch: a transactional batch in one transaction (all or
+ * nothing), a file that must run outside one alone. `onApplied` hears of migrations as their
+ * commit lands. A failure's hint says which migrations stay applied and which were rolled back
+ * (`details.rolledBack`), since a run can hold more than one commit.
+ */
+export async function applyRun(
+  client: pg.Client,
+  run: PreparedRun,
+  options: ApplyOptions & { onApplied: (applied: AppliedMigration[]) => void },
+): Promise<void> {
+  const applied: string[] = [];
+  const onApplied = (done: AppliedMigration[]) => {
+    applied.push(...done.map((d) => d.tag));
+    options.onApplied(done);
+  };
+  for (const batch of run.batches) {
+    const reads = batch.migrations.map((migration) => ({ migration, parsed: run.parsed.get(migration) as ParsedMigration }));
+    if (batch.transactional) {
+      await applyTransactional(client, reads, options, onApplied, applied);
+      continue;
+    }
+    const [read] = reads as [ReadMigration];
+    if (batch.ownTransactions) announceOwnTransactions(read, options);
     const started = performance.now();
-    for (let i = 0; i < migration.statements.length; i++) {
-      const sql = withoutComments(migration.statements[i] ?? "");
-      const concurrent = CONCURRENT_INDEX.test(sql);
-      const index = CREATE_INDEX_CONCURRENTLY.exec(sql)?.[1];
-      for (let attempt = 0; ; attempt++) {
-        try {
-          if (index) await dropInvalidIndex(client, index, migration, options);
-          if (concurrent) await client.query("SET lock_timeout = 0");
-          try {
-            await runStatement(client, migration, i, options);
-          } finally {
-            if (concurrent) await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs)}`).catch(() => {});
-          }
-          break;
-        } catch (error) {
-          if (index) await dropInvalidIndex(client, index, migration, options).catch(() => {});
-          if (!(await shouldRetry(error, attempt, options))) throw outsideTransaction(error, migration, i);
-        }
-      }
-    }
-    await recordApplied(client, migration);
-    done.push({ tag: migration.tag, durationMs: Math.round(performance.now() - started) });
+    await applyAlone(client, read, options);
+    onApplied([{ tag: read.migration.tag, durationMs: Math.round(performance.now() - started) }]);
   }
-  return done;
 }
 
-/**
- * A CREATE INDEX CONCURRENTLY that failed or was interrupted (here or in an earlier run) leaves
- * an INVALID index under its name; `IF NOT EXISTS` would then skip the build and keep it.
- */
-async function dropInvalidIndex(client: pg.Client, name: string, migration: Migration, options: ApplyOptions): Promise<void> {
-  const { rows } = await client.query<{ invalid: boolean }>(
-    "SELECT NOT i.indisvalid AS invalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-    [name],
-  );
-  if (!rows[0]?.invalid) return;
+function announceOwnTransactions({ migration, parsed }: ReadMigration, options: ApplyOptions): void {
+  const first = parsed.statements.find((s) => s.transaction === "begin" || s.transaction === "commit" || s.transaction === "rollback");
   options.onEvent({
-    event: "migration.index.invalid_dropped",
-    severity: "WARNING",
-    message: `dropping INVALID index ${name} left by an unfinished CREATE INDEX CONCURRENTLY, so ${migration.tag} can build it again`,
-    tag: migration.tag,
-    index: name,
-  });
-  await client.query("SET lock_timeout = 0");
-  try {
-    await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
-  } finally {
-    await client.query(`SET lock_timeout = ${Math.trunc(options.lockTimeoutMs)}`).catch(() => {});
-  }
-}
-
-function withoutComments(sql: string): string {
-  return sql.replace(/--[^\n]*/g, "").trim();
-}
-
-// The usual hint says the run was rolled back; outside a transaction nothing was, and what
-// PostgreSQL leaves behind (an INVALID index from CREATE INDEX CONCURRENTLY) blocks the rerun.
-function outsideTransaction(error: unknown, migration: Migration, index: number): unknown {
-  if (!(error instanceof MigratorError)) return error;
-  return new MigratorError(error.code, error.message, {
-    cause: error.cause,
-    details: { ...error.details, transactional: false },
-    hint: `${migration.tag} runs outside a transaction (-- yomu:no-transaction), so nothing was rolled back: statements before ${index + 1} stay in effect and the batches before it are applied; the INVALID index a failed CREATE INDEX CONCURRENTLY leaves is dropped, so fix the cause and run again`,
-  });
-}
-
-// A COMMIT inside a migration would commit every statement before it, and the rest of the
-// batch would run without a transaction: the opposite of all or nothing.
-function refuseTransactionControl(migration: Migration): void {
-  const found = findTransactionControl(migration);
-  if (!found) return;
-  throw new MigratorError(
-    "MIGRATION_FAILED",
-    `${migration.file}:${found.line}:${found.column}: statement ${found.statement} of ${migration.tag} is a ${found.keyword}, which would end the transaction the run is in; nothing was applied`,
-    {
-      details: { tag: migration.tag, file: migration.file, statement: found.statement, line: found.line, column: found.column },
-      hint: "remove transaction control from the migration: yomu-migrate runs pending migrations in one transaction itself; a statement that cannot run in a transaction goes in a file whose first line is `-- yomu:no-transaction`",
-    },
-  );
-}
-
-function transactionEnded(migration: Migration, index: number): MigratorError {
-  const { line, column } = locate(migration, index, 1);
-  return new MigratorError(
-    "MIGRATION_FAILED",
-    `${migration.file}:${line}:${column}: statement ${index + 1} of ${migration.tag} ended the run's transaction; what ran before it in this batch may be committed`,
-    {
-      details: { tag: migration.tag, file: migration.file, statement: index + 1, line, column },
-      hint: "remove transaction control from the migration, check the schema by hand, and record or undo what was committed",
-    },
-  );
-}
-
-async function shouldRetry(error: unknown, attempt: number, options: ApplyOptions): Promise<boolean> {
-  if (!(error instanceof MigratorError) || error.details.sqlstate !== LOCK_NOT_AVAILABLE) return false;
-  if (options.signal?.aborted) throw interruptedWhileRetrying(error);
-  if (attempt >= options.lockRetries) {
-    error.details.retries = attempt;
-    return false;
-  }
-  // Doubling, capped, with ±20% jitter so runners and blockers do not fall into step.
-  const base = Math.min(options.retryDelayMs * 2 ** attempt, options.maxRetryDelayMs ?? 5_000);
-  const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-  options.onEvent({
-    event: "migration.lock_timeout.retry",
-    severity: "WARNING",
-    message: `${error.details.tag} waited too long for a table lock; rolled back, retrying in ${delay}ms (${attempt + 1}/${options.lockRetries})`,
-    tag: error.details.tag,
-    statement: error.details.statement,
-    attempt: attempt + 1,
-    retries: options.lockRetries,
-    delayMs: delay,
-  });
-  await sleep(delay, options.signal);
-  if (options.signal?.aborted) throw interruptedWhileRetrying(error);
-  return true;
-}
-
-// A signal during the backoff is an interruption, not the lock timeout the last attempt hit:
-// reporting 55P03 would send the operator hunting for a blocker that did not stop the run.
-function interruptedWhileRetrying(error: MigratorError): MigratorError {
-  const { tag, statement } = error.details;
-  return new MigratorError("INTERRUPTED", `interrupted while waiting to retry statement ${statement} of ${tag}; rolled back`, {
-    cause: error,
-    details: { ...error.details },
-  });
-}
-
-async function runStatement(client: pg.Client, migration: Migration, index: number, options: ApplyOptions): Promise<void> {
-  const statement = migration.statements[index] ?? "";
-  if (statement.trim() === "") return;
-  if (options.signal?.aborted) {
-    throw new MigratorError("INTERRUPTED", `interrupted before statement ${index + 1} of ${migration.tag}`, {
-      details: { tag: migration.tag, statement: index + 1, file: migration.file },
-    });
-  }
-  try {
-    await client.query(statement);
-  } catch (cause) {
-    throw statementError(migration, index, cause, options.signal?.aborted ?? false);
-  }
-}
-
-function statementError(migration: Migration, index: number, cause: unknown, aborted: boolean): MigratorError {
-  const pgError = cause as { code?: string; position?: string; message?: string };
-  const sqlstate = pgError.code;
-  const position = Number(pgError.position);
-  const { line, column } = locate(
-    migration,
-    index,
-    Number.isFinite(position) && position > 0 ? position : firstTokenPosition(migration, index),
-  );
-  const details = {
+    event: "migration.transactions.own",
+    severity: "NOTICE",
+    message: `${migration.tag} manages its own transactions (${first?.transaction?.toUpperCase()} at line ${first?.line}): it runs alone, after the migrations before it are committed, with its blocks as written; it is not atomic as a whole`,
     tag: migration.tag,
     file: migration.file,
-    statement: index + 1,
-    sqlstate,
-    line,
-    column,
-    error: pgError.message,
-  };
-  if (aborted && sqlstate === QUERY_CANCELED) {
-    return new MigratorError("INTERRUPTED", `interrupted during statement ${index + 1} of ${migration.tag}; rolled back`, {
-      cause,
-      details,
-    });
+    line: first?.line,
+  });
+}
+
+/**
+ * One transaction for the batch, unless a file uses an enum value an earlier file of the batch
+ * added: PostgreSQL refuses that before the value is committed (55P04), so the batch is rolled
+ * back and rerun with a commit after the last such file before the one that failed, and only
+ * there. A lock timeout retries from the start of the uncommitted part.
+ */
+async function applyTransactional(
+  client: pg.Client,
+  reads: ReadMigration[],
+  options: ApplyOptions,
+  onApplied: (done: AppliedMigration[]) => void,
+  applied: string[],
+): Promise<void> {
+  const commitAfter = new Set<number>();
+  let from = 0;
+  let retried = false;
+  for (let attempt = 0; ; retried = true) {
+    let done: AppliedMigration[] = [];
+    let current = from;
+    await client.query("BEGIN");
+    try {
+      if (retried) await reuseRolledBackIds(client);
+      for (; current < reads.length; current++) {
+        const read = reads[current] as ReadMigration;
+        const started = performance.now();
+        await applyFile(client, read, options);
+        await recordApplied(client, read.migration);
+        done.push({ tag: read.migration.tag, durationMs: Math.round(performance.now() - started) });
+        if (commitAfter.has(current) && current < reads.length - 1) {
+          await client.query("COMMIT");
+          onApplied(done);
+          done = [];
+          from = current + 1;
+          attempt = 0;
+          await client.query("BEGIN");
+        }
+      }
+      await client.query("COMMIT");
+      onApplied(done);
+      return;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      const split = enumSplit(error, reads, from, current);
+      if (split !== undefined) {
+        commitAfter.add(split);
+        announceSplit(reads, split, current, options);
+        continue;
+      }
+      if (!(await shouldRetry(error, attempt++, options))) throw rolledBack(error, reads.slice(from), applied);
+    }
   }
+}
+
+async function applyFile(client: pg.Client, read: ReadMigration, options: ApplyOptions): Promise<void> {
+  const { migration, parsed } = read;
+  for (let piece = 0; piece < migration.statements.length; piece++) {
+    const at = parsed.pieceOffsets[piece] ?? 0;
+    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece, at, first: parsed.pieceStarts[piece] ?? at }, options);
+    if (client.getTransactionStatus() === "I") throw transactionEnded(read, piece);
+  }
+}
+
+// The file that added the value is the last one before the failing file that adds any: a commit
+// after it commits every value added before the failure, in one split rather than one per value.
+function enumSplit(error: unknown, reads: ReadMigration[], from: number, failed: number): number | undefined {
+  if (!(error instanceof MigratorError) || error.details.sqlstate !== UNSAFE_NEW_ENUM_VALUE) return undefined;
+  for (let i = failed - 1; i >= from; i--) if (reads[i]?.parsed.addsEnumValue) return i;
+  return undefined;
+}
+
+function announceSplit(reads: ReadMigration[], split: number, failed: number, options: ApplyOptions): void {
+  const adder = reads[split]?.migration.tag;
+  const user = reads[failed]?.migration.tag;
+  options.onEvent({
+    event: "migration.enum.split",
+    severity: "NOTICE",
+    message: `${user} uses an enum value that ${adder} adds, which PostgreSQL allows only once it is committed (SQLSTATE 55P04): rolled back, rerunning with a commit after ${adder}`,
+    tag: user,
+    commitAfter: adder,
+  });
+}
+
+// With earlier commits in the run (an earlier batch, or a split for an enum value), "the whole
+// run was rolled back" would be untrue: say what stays.
+function rolledBack(error: unknown, uncommitted: ReadMigration[], applied: string[]): unknown {
+  if (!(error instanceof MigratorError)) return error;
+  const tags = uncommitted.map((r) => r.migration.tag);
+  const kept =
+    applied.length === 0
+      ? "the whole run was rolled back and nothing is applied"
+      : `${applied.length} migration(s) committed earlier in this run stay applied (${applied[0]} to ${applied[applied.length - 1]}); ${tags.join(", ")} ${tags.length === 1 ? "was" : "were"} rolled back`;
+  return withHint(error, `${kept}; ${error.hint ?? "fix the migration and run again"}`, { rolledBack: tags, committed: [...applied] });
+}
+
+function transactionEnded({ migration, parsed }: ReadMigration, piece: number): MigratorError {
+  const { line, column } = parsed.position(parsed.pieceStarts[piece] ?? 0);
   return new MigratorError(
     "MIGRATION_FAILED",
-    `${migration.file}:${line}:${column}: statement ${index + 1} of ${migration.tag} failed: ${pgError.message} (SQLSTATE ${sqlstate ?? "unknown"})`,
-    { cause, details, hint: hintFor(sqlstate) },
+    `${migration.file}:${line}:${column}: statement ${piece + 1} of ${migration.tag} ended the run's transaction; what ran before it in this batch may be committed`,
+    {
+      details: { tag: migration.tag, file: migration.file, statement: piece + 1, line, column },
+      hint: "check the schema by hand, and record or undo what was committed",
+    },
   );
-}
-
-function firstTokenPosition(migration: Migration, index: number): number {
-  const statement = migration.statements[index] ?? "";
-  return statement.length - statement.trimStart().length + 1;
-}
-
-function hintFor(sqlstate: string | undefined): string {
-  switch (sqlstate) {
-    case "25001":
-      return "this statement cannot run in a transaction: put it in a migration of its own whose first line is `-- yomu:no-transaction`";
-    case LOCK_NOT_AVAILABLE:
-      return "a long transaction holds a lock this migration needs; find it in pg_stat_activity, or retry when traffic is lower (--lock-timeout, --lock-retries)";
-    case QUERY_CANCELED:
-      return "the statement ran past statement_timeout; raise --statement-timeout or split the migration";
-    default:
-      return "the whole run was rolled back; fix the migration (a new migration if this one is applied elsewhere) and run again";
-  }
 }

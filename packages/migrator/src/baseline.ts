@@ -1,7 +1,8 @@
+// One file for the baseline rewrite: the statement shapes it knows, the catalog guards it writes
+// and the token cursor it reads them with belong together, and split they would share most types.
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { MigratorError } from "./errors.js";
-import { STATEMENT_BREAKPOINT } from "./journal.js";
-import { type Statement, splitStatements, type Token, tokenize } from "./sql-lexer.js";
+import { loadSqlParser, type SqlParser, STATEMENT_BREAKPOINT } from "./sql/parser.js";
 
 /**
  * The dollar-quote tag of the guard blocks the baseline writes. A `DO` block with this tag is
@@ -41,10 +42,27 @@ export interface BaselineResult {
  * Rewriting the output again changes nothing; `--> statement-breakpoint` separators are kept.
  *
  * @example
- *   rewriteBaseline('CREATE TABLE "users" ("id" uuid PRIMARY KEY);').sql.startsWith('CREATE TABLE IF NOT EXISTS "users"'); // true
+ *   (await rewriteBaseline('CREATE TABLE "users" ("id" uuid PRIMARY KEY);')).sql.startsWith('CREATE TABLE IF NOT EXISTS "users"'); // true
  */
-export function rewriteBaseline(sql: string): BaselineResult {
-  const statements = splitStatements(sql);
+export async function rewriteBaseline(sql: string, file = "the input"): Promise<BaselineResult> {
+  parser = await loadSqlParser();
+  const parsed = parser.parseMigration(sql.split(STATEMENT_BREAKPOINT));
+  const error = parsed.errors[0];
+  if (error) {
+    throw new MigratorError(
+      "CONFIG_INVALID",
+      `baseline: ${file}:${error.line}:${error.column} is not valid SQL: ${error.message}${error.cause ? ` (${error.cause})` : ""}`,
+      {
+        hint: "pass the .sql file drizzle-kit generated, unedited",
+      },
+    );
+  }
+  const statements = parsed.statements.map((s, i) => ({
+    leading: sql.slice(parsed.statements[i - 1]?.stop ?? 0, s.start),
+    body: s.text,
+    terminator: s.stop > s.end ? ";" : "",
+    stop: s.stop,
+  }));
   const own = ownedNames(statements.map((s) => s.body));
   const existing = new Set(statements.map((s) => s.body.trim()));
   const breakpoints = sql.includes(STATEMENT_BREAKPOINT);
@@ -83,15 +101,15 @@ export interface BaselineFileResult extends BaselineResult {
  * it is already in that form (`changed: false`) and writes nothing.
  *
  * @example
- *   const { changed } = baselineFile("drizzle/migrations/20260119093000_initial_schema.sql", { check: true });
+ *   const { changed } = await baselineFile("drizzle/migrations/20260119093000_initial_schema.sql", { check: true });
  */
-export function baselineFile(file: string, options: { check?: boolean } = {}): BaselineFileResult {
+export async function baselineFile(file: string, options: { check?: boolean } = {}): Promise<BaselineFileResult> {
   if (!existsSync(file) || !statSync(file).isFile()) {
     throw new MigratorError("CONFIG_INVALID", `baseline: ${file} does not exist`, {
       hint: "pass the .sql file drizzle-kit generated, e.g. drizzle/migrations/<timestamp>_initial_schema.sql",
     });
   }
-  const result = rewriteBaseline(readFileSync(file, "utf8"));
+  const result = await rewriteBaseline(readFileSync(file, "utf8"), file);
   const written = result.changed && !options.check;
   if (written) writeFileSync(file, result.sql);
   return { ...result, file, written };
@@ -342,10 +360,13 @@ function rewriteIndex(body: string, c: Cursor, unique: boolean, own: Owned): Rew
   };
 }
 
+const GUARD_THEN = " THEN\n\t\t";
+const GUARD_END = ";\n\tEND IF;";
+
 function guard(conditions: string[], statement: string): string {
   let tag = BASELINE_TAG;
   for (let n = 1; statement.includes(tag); n++) tag = `$yomu_baseline_${n}$`;
-  return [`DO ${tag}`, "BEGIN", `\tIF ${conditions.join("\n\tAND ")} THEN`, `\t\t${statement};`, "\tEND IF;", `END ${tag}`].join("\n");
+  return `DO ${tag}\nBEGIN\n\tIF ${conditions.join("\n\tAND ")}${GUARD_THEN}${statement}${GUARD_END}\nEND ${tag}`;
 }
 
 function keyNames(keys: string, relation: string): string {
@@ -437,13 +458,14 @@ function guardedStatement(c: Cursor): string | undefined {
   if (block.kind !== "dollar" || !block.text.startsWith("$yomu_baseline")) return undefined;
   const tag = block.text.slice(0, block.text.indexOf("$", 1) + 1);
   const inner = block.text.slice(tag.length, block.text.length - tag.length);
-  const then = /\bTHEN\n\t\t/.exec(inner);
-  const end = inner.lastIndexOf(";\n\tEND IF;");
-  return then && end > then.index ? inner.slice(then.index + then[0].length, end) : undefined;
+  // Our own guard's layout (see guard()), not SQL in general.
+  const then = inner.indexOf(GUARD_THEN);
+  const end = inner.lastIndexOf(GUARD_END);
+  return then !== -1 && end > then ? inner.slice(then + GUARD_THEN.length, end) : undefined;
 }
 
-function trailing(sql: string, statements: Statement[]): string {
-  return sql.slice(statements[statements.length - 1]?.end ?? 0);
+function trailing(sql: string, statements: { stop: number }[]): string {
+  return sql.slice(statements[statements.length - 1]?.stop ?? 0);
 }
 
 /** Splits tokens at commas outside parentheses. */
@@ -471,6 +493,36 @@ interface QName {
   name: string;
 }
 
+// Set by rewriteBaseline before any Cursor is made; the parser is loaded once per process.
+let parser: SqlParser;
+
+interface Token {
+  kind: "ident" | "string" | "dollar" | "number" | "punct";
+  text: string;
+  start: number;
+  end: number;
+}
+
+/** PostgreSQL's own tokens for `source`, in the few kinds the rewrite tells apart. */
+function tokenize(source: string): Token[] {
+  return parser.scan(source).map((t) => ({
+    kind:
+      t.token === "IDENT" || t.keyword !== "NO_KEYWORD"
+        ? "ident"
+        : t.token === "SCONST"
+          ? t.text.startsWith("$")
+            ? "dollar"
+            : "string"
+          : t.token === "ICONST" || t.token === "FCONST"
+            ? "number"
+            : "punct",
+    text: t.text,
+    start: t.start,
+    end: t.end,
+  }));
+}
+
+/** A reader over PostgreSQL's tokens of one statement, for the few shapes the rewrite knows. */
 class Cursor {
   readonly tokens: Token[];
   index = 0;

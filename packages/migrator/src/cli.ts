@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
-import { ExitCode, MigratorError } from "./errors.js";
+import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
 import type { BaseJournal } from "./lint.js";
 import { createLogger, type Logger, type MigratorEvent, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
@@ -10,7 +10,8 @@ import { readStatus, type Status } from "./status.js";
 
 /**
  * The `yomu-migrate` command line: parses `argv` and `env`, runs the command, and returns the
- * exit code (see CONTRACT.md) instead of exiting.
+ * exit code (the table in specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md) instead
+ * of exiting. Every stdout line is JSON when stdout is not a terminal.
  *
  * @example process.exitCode = await runCli(["status", "--json"], process.env);
  */
@@ -35,7 +36,8 @@ export async function runCli(argv: readonly string[], env: Record<string, string
     process.stdout.write(`${helpText()}\n`);
     return ExitCode.ok;
   }
-  const log = createLogger({ format: config.logFormat });
+  // https://no-color.org: any non-empty NO_COLOR turns colour off.
+  const log = createLogger({ format: config.logFormat, color: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
   for (const url of [config.databaseUrl, config.shadowDatabaseUrl]) {
     const password = url ? passwordOf(url) : undefined;
     if (password) log.addSecret(password);
@@ -57,7 +59,7 @@ export async function runCli(argv: readonly string[], env: Record<string, string
         return await down(config, log);
     }
   } catch (error) {
-    return fail(error, log);
+    return fail(error, log, config.command);
   }
 }
 
@@ -91,23 +93,62 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
 
 async function down(config: Config, log: Logger): Promise<number> {
   const { rollBack } = await import("./down.js");
-  const result = await rollBack({
-    databaseUrl: config.databaseUrl,
-    dir: config.dir,
-    to: config.to,
-    steps: config.steps,
-    onEvent: log,
-    lockWaitTimeoutMs: config.lockWaitTimeoutMs,
-    lockTimeoutMs: config.lockTimeoutMs,
-    statementTimeoutMs: config.statementTimeoutMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-    host: config.host,
-    appVersion: config.appVersion,
-  });
+  const result = await withSignals(log, (signal) =>
+    rollBack({
+      databaseUrl: config.databaseUrl,
+      dir: config.dir,
+      to: config.to,
+      steps: config.steps,
+      onEvent: log,
+      lockWaitTimeoutMs: config.lockWaitTimeoutMs,
+      lockTimeoutMs: config.lockTimeoutMs,
+      statementTimeoutMs: config.statementTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      slowThresholdMs: config.slowThresholdMs,
+      progressIntervalMs: config.progressIntervalMs,
+      host: config.host,
+      appVersion: config.appVersion,
+      signal,
+    }),
+  );
   return result.error ? result.error.exitCode : ExitCode.ok;
 }
 
 async function up(config: Config, log: Logger): Promise<number> {
+  const result = await withSignals(log, (signal) =>
+    runMigrations({
+      databaseUrl: config.databaseUrl,
+      dir: config.dir,
+      onEvent: log,
+      lockWaitTimeoutMs: config.lockWaitTimeoutMs,
+      lockTimeoutMs: config.lockTimeoutMs,
+      lockRetries: config.lockRetries,
+      statementTimeoutMs: config.statementTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      slowThresholdMs: config.slowThresholdMs,
+      progressIntervalMs: config.progressIntervalMs,
+      allowOutOfOrder: config.allowOutOfOrder,
+      host: config.host,
+      appVersion: config.appVersion,
+      signal,
+    }),
+  );
+  if (config.pushgatewayUrl) {
+    await pushMetrics(result, {
+      url: config.pushgatewayUrl,
+      namespace: config.namespace,
+      slowThresholdMs: config.slowThresholdMs,
+      onEvent: log,
+    });
+  }
+  return result.error ? result.error.exitCode : ExitCode.ok;
+}
+
+/**
+ * SIGTERM (the Job's pod being stopped) and SIGINT abort the run: the statement is cancelled,
+ * its transaction rolled back, the run recorded and the lock released, for up and down alike.
+ */
+async function withSignals<T>(log: Logger, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     log({
@@ -120,30 +161,12 @@ async function up(config: Config, log: Logger): Promise<number> {
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
-  const result = await runMigrations({
-    databaseUrl: config.databaseUrl,
-    dir: config.dir,
-    onEvent: log,
-    lockWaitTimeoutMs: config.lockWaitTimeoutMs,
-    lockTimeoutMs: config.lockTimeoutMs,
-    lockRetries: config.lockRetries,
-    statementTimeoutMs: config.statementTimeoutMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-    slowThresholdMs: config.slowThresholdMs,
-    allowOutOfOrder: config.allowOutOfOrder,
-    host: config.host,
-    appVersion: config.appVersion,
-    signal: controller.signal,
-  });
-  if (config.pushgatewayUrl) {
-    await pushMetrics(result, {
-      url: config.pushgatewayUrl,
-      namespace: config.namespace,
-      slowThresholdMs: config.slowThresholdMs,
-      onEvent: log,
-    });
+  try {
+    return await run(controller.signal);
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
   }
-  return result.error ? result.error.exitCode : ExitCode.ok;
 }
 
 async function status(config: Config, log: Logger): Promise<number> {
@@ -159,9 +182,11 @@ async function status(config: Config, log: Logger): Promise<number> {
     log({
       event: "migration.status",
       severity: "INFO",
-      message: state.current ? `schema current at ${state.schemaVersion}` : `${state.pending.length} pending migration(s)`,
+      message: statusLine(state),
       ...state,
     });
+  // A changed applied file is what verify reports as a failure; pending is "not current".
+  if (config.requireCurrent && state.problems.length > 0) return ExitCode.verificationFailed;
   if (config.requireCurrent && !state.current) return ExitCode.notCurrent;
   return ExitCode.ok;
 }
@@ -215,7 +240,7 @@ function statusTable(state: Status, config: Config): string {
   for (const m of state.migrations) lines.push(`  ${m.state.padEnd(8)} ${m.tag}${m.appliedAt ? `  (applied ${m.appliedAt})` : ""}`);
   for (const u of state.unknown) lines.push(`  newer    (not in this build, created ${u.createdAt})`);
   for (const p of state.problems) lines.push(`  ! ${p}`);
-  lines.push("", state.current ? "up to date" : `${state.pending.length} pending`);
+  lines.push("", statusLine(state));
   if (state.runs.length > 0) {
     lines.push("", "recent runs:");
     for (const run of state.runs) {
@@ -231,7 +256,7 @@ function statusTable(state: Status, config: Config): string {
 
 async function baseline(config: Config, log: Logger): Promise<number> {
   const { baselineFile } = await import("./baseline.js");
-  const result = baselineFile(config.file as string, { check: config.check });
+  const result = await baselineFile(config.file as string, { check: config.check });
   for (const skip of result.untouched) {
     log({
       event: "migration.baseline.untouched",
@@ -258,17 +283,25 @@ async function baseline(config: Config, log: Logger): Promise<number> {
   return pending ? ExitCode.verificationFailed : ExitCode.ok;
 }
 
-function fail(error: unknown, log: Logger): number {
+function statusLine(state: Status): string {
+  const parts = [
+    ...(state.problems.length ? [`${state.problems.length} applied file(s) changed or out of order`] : []),
+    ...(state.pending.length ? [`${state.pending.length} pending migration(s)`] : []),
+  ];
+  return parts.length ? parts.join(", ") : `up to date at ${state.schemaVersion ?? "(empty)"}`;
+}
+
+/** The last word on anything a command threw: its own exit code, or 8 naming what failed; never a stack. */
+function fail(error: unknown, log: Logger, command: Config["command"]): number {
   const known = error instanceof MigratorError ? error : undefined;
   log({
     event: "migration.error",
     severity: "ERROR",
-    message: known ? known.message : String((error as Error)?.message ?? error),
-    code: known?.code ?? "UNEXPECTED",
-    hint: known?.hint ?? null,
-    ...(process.env.DEBUG ? { stack: (error as Error)?.stack } : {}),
+    message: known ? known.message : `internal error in ${command}: ${String((error as Error)?.message ?? error)}`,
+    code: known?.code ?? "INTERNAL",
+    hint: known?.hint ?? (known ? null : "this is a bug in yomu-migrate; please report it with this line"),
   });
-  return known ? known.exitCode : ExitCode.migrationFailed;
+  return exitCodeOf(error);
 }
 
 function passwordOf(url: string): string | undefined {

@@ -1,3 +1,5 @@
+// One table of settings drives parsing, validation and --help; splitting it would split that source.
+import { defaults } from "./defaults.js";
 import { parseDuration } from "./duration.js";
 import type { LogFormat } from "./log.js";
 
@@ -16,6 +18,7 @@ export interface Config {
   lockRetries: number;
   statementTimeoutMs: number;
   connectTimeoutMs: number;
+  progressIntervalMs: number;
   host: string | undefined;
   appVersion: string | undefined;
   namespace: string;
@@ -37,7 +40,8 @@ export interface Config {
   steps: number | undefined;
 }
 
-type Kind = "string" | "url" | "http-url" | "duration" | "count" | "log-format";
+/** `timeout` is a duration sent to PostgreSQL, where 0 means "no timeout": only `off` says that. */
+type Kind = "string" | "url" | "http-url" | "duration" | "timeout" | "count" | "log-format";
 
 interface Setting {
   key: keyof Config;
@@ -51,13 +55,13 @@ interface Setting {
 /** Every setting, its flag, its environment variable and its default: the one source for parsing and `--help`. */
 export const settings: readonly Setting[] = [
   { key: "databaseUrl", flag: "database-url", env: "DATABASE_URL", kind: "url", about: "PostgreSQL connection string (required)" },
-  { key: "dir", flag: "dir", env: "MIGRATIONS_DIR", kind: "string", fallback: "drizzle/migrations", about: "folder drizzle-kit generates" },
+  { key: "dir", flag: "dir", env: "MIGRATIONS_DIR", kind: "string", fallback: defaults.dir, about: "folder drizzle-kit generates" },
   {
     key: "lockWaitTimeoutMs",
     flag: "lock-wait-timeout",
     env: "MIGRATION_LOCK_WAIT_TIMEOUT",
     kind: "duration",
-    fallback: "300s",
+    fallback: durationText(defaults.lockWaitTimeoutMs),
     about: "how long to wait for another runner's lock (then exit 3)",
   },
   {
@@ -65,8 +69,8 @@ export const settings: readonly Setting[] = [
     flag: "slow-threshold",
     env: "MIGRATION_SLOW_THRESHOLD",
     kind: "duration",
-    fallback: "30s",
-    about: "a run slower than this logs migration.slow",
+    fallback: durationText(defaults.slowThresholdMs),
+    about: "applying (not waiting for the lock) slower than this logs migration.slow",
   },
   {
     key: "pushgatewayUrl",
@@ -86,25 +90,25 @@ export const settings: readonly Setting[] = [
     key: "lockTimeoutMs",
     flag: "lock-timeout",
     env: "MIGRATION_LOCK_TIMEOUT",
-    kind: "duration",
-    fallback: "250ms",
-    about: "lock_timeout for each statement; a statement that waits longer is retried",
+    kind: "timeout",
+    fallback: durationText(defaults.lockTimeoutMs),
+    about: "lock_timeout for each statement; a statement that waits longer is retried (off: no limit)",
   },
   {
     key: "lockRetries",
     flag: "lock-retries",
     env: "MIGRATION_LOCK_RETRIES",
     kind: "count",
-    fallback: "10",
+    fallback: String(defaults.lockRetries),
     about: "retries after a lock_timeout, pausing 0.5s, doubling up to 5s",
   },
   {
     key: "statementTimeoutMs",
     flag: "statement-timeout",
     env: "MIGRATION_STATEMENT_TIMEOUT",
-    kind: "duration",
-    fallback: "10m",
-    about: "statement_timeout for each statement",
+    kind: "timeout",
+    fallback: durationText(defaults.statementTimeoutMs),
+    about: "statement_timeout for each statement (off: no limit)",
   },
   {
     key: "host",
@@ -125,7 +129,7 @@ export const settings: readonly Setting[] = [
     flag: "namespace",
     env: "POD_NAMESPACE",
     kind: "string",
-    fallback: "default",
+    fallback: defaults.namespace,
     about: "grouping label for metrics pushed to the Pushgateway",
   },
   {
@@ -133,8 +137,16 @@ export const settings: readonly Setting[] = [
     flag: "connect-timeout",
     env: "MIGRATION_CONNECT_TIMEOUT",
     kind: "duration",
-    fallback: "60s",
+    fallback: durationText(defaults.connectTimeoutMs),
     about: "how long to retry an unreachable database (then exit 7)",
+  },
+  {
+    key: "progressIntervalMs",
+    flag: "progress-interval",
+    env: "MIGRATION_PROGRESS_INTERVAL",
+    kind: "duration",
+    fallback: durationText(defaults.progressIntervalMs),
+    about: "how often a running statement logs migration.progress",
   },
   {
     key: "shadowDatabaseUrl",
@@ -277,6 +289,13 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: config as unknown as Config };
 }
 
+/** A default in milliseconds as a person writes it: 250ms, 30s, 10m. */
+function durationText(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
 function splitFlag(text: string): [string, string | undefined] {
   const eq = text.indexOf("=");
   return eq === -1 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
@@ -289,6 +308,12 @@ function parseValue(kind: Kind, text: string): { value?: unknown; problem?: stri
     case "duration": {
       const ms = parseDuration(text);
       return ms === undefined ? { problem: `"${text}" is not a duration (use 500ms, 30s, 5m)` } : { value: ms };
+    }
+    case "timeout": {
+      if (text.trim().toLowerCase() === "off") return { value: 0 };
+      const ms = parseDuration(text);
+      if (ms === 0) return { problem: `0 would turn the timeout off in PostgreSQL; write "off" if that is what you mean` };
+      return ms === undefined ? { problem: `"${text}" is not a duration (use 500ms, 30s, 5m, or off)` } : { value: ms };
     }
     case "count": {
       const n = Number(text);
@@ -349,6 +374,6 @@ export function helpText(): string {
     "",
     "exit codes: 0 ok, 1 migration failed (rolled back), 2 usage or configuration, 3 lock wait timed out,",
     "            4 verification failed, 5 not current (status --require-current), 6 lint findings,",
-    "            7 database unreachable",
+    "            7 database unreachable or connection lost (retryable), 8 internal error",
   ].join("\n");
 }

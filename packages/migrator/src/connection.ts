@@ -51,9 +51,10 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
     });
     try {
       await client.connect();
-      client.on("error", () => {
-        // A dropped connection surfaces as a failed query; the listener keeps it from crashing the process.
-      });
+      // A dropped connection surfaces as a failed query; the listeners keep it from crashing the
+      // process and remember it, so the failure is reported as a lost connection, not a bad migration.
+      client.on("error", () => lost.add(client));
+      client.on("end", () => lost.add(client));
       return client;
     } catch (error) {
       await client.end().catch(() => {});
@@ -88,6 +89,26 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       delay = Math.min(delay * 2, 5000);
     }
   }
+}
+
+const lost = new WeakSet<pg.Client>();
+
+// SQLSTATE class 08 (connection exception), 57P01 admin_shutdown (pg_terminate_backend, a fast
+// shutdown), 57P02 crash_shutdown, 57P03 cannot_connect_now.
+const lostCodes = /^(08...|57P0[123]|ECONNRESET|EPIPE|ETIMEDOUT)$/;
+
+/**
+ * Whether `error` (or what caused it) means the session is gone: the server ended it or the
+ * socket closed. Such a run is retryable: what its open transaction held was rolled back.
+ */
+export function isConnectionLost(error: unknown, client?: pg.Client): boolean {
+  if (client && lost.has(client)) return true;
+  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === "string" && lostCodes.test(e.code)) return true;
+    if (/Connection terminated|not queryable|connection error/i.test(String(e.message))) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

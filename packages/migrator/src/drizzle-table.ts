@@ -39,3 +39,14 @@ export async function recordApplied(client: pg.ClientBase, migration: Migration)
 export async function forgetApplied(client: pg.ClientBase, migration: Pick<Migration, "hash" | "when">): Promise<void> {
   await client.query(`DELETE FROM ${table} WHERE hash = $1 AND created_at = $2`, [migration.hash, migration.when]);
 }
+
+/**
+ * Hands the ids a rolled-back attempt took back to the next insert, so a run retried (after a
+ * lock timeout, or to commit an enum value) numbers its rows as one straight run would. Safe
+ * only under the migration lock: nobody else inserts meanwhile.
+ */
+export async function reuseRolledBackIds(client: pg.ClientBase): Promise<void> {
+  await client.query(`SELECT setval(pg_get_serial_sequence($1, 'id'), coalesce(max(id), 0) + 1, false) FROM ${table}`, [
+    `${pg.escapeIdentifier(DRIZZLE_SCHEMA)}.${pg.escapeIdentifier(DRIZZLE_TABLE)}`,
+  ]);
+}

@@ -1,4 +1,4 @@
-/** Exit codes shared by every command; see CONTRACT.md. */
+/** Exit codes shared by every command; the table in specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md. */
 export const ExitCode = {
   ok: 0,
   migrationFailed: 1,
@@ -20,6 +20,8 @@ export type ErrorCode =
   | "MIGRATION_FAILED"
   | "INTERRUPTED"
   | "DATABASE_UNREACHABLE"
+  | "CONNECTION_LOST"
+  | "POOLED_CONNECTION"
   | "DOWN_UNAVAILABLE"
   | "SHADOW_UNAVAILABLE"
   | "INTERNAL";
@@ -33,6 +35,11 @@ const exitCodes: Record<ErrorCode, number> = {
   MIGRATION_FAILED: ExitCode.migrationFailed,
   INTERRUPTED: ExitCode.migrationFailed,
   DATABASE_UNREACHABLE: ExitCode.unreachable,
+  // Retryable: the server ended the session (a failover, pg_terminate_backend); what a
+  // transaction held was rolled back, so running again is safe.
+  CONNECTION_LOST: ExitCode.unreachable,
+  // A transaction-pooling proxy: the lock and the session settings would not stay with the run.
+  POOLED_CONNECTION: ExitCode.usage,
   DOWN_UNAVAILABLE: ExitCode.migrationFailed,
   // No scratch database could be made for verify or plan: a setting or a privilege to fix.
   SHADOW_UNAVAILABLE: ExitCode.usage,

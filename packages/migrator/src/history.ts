@@ -1,5 +1,6 @@
 import pg from "pg";
 import { DRIZZLE_SCHEMA } from "./drizzle-table.js";
+import { MIGRATION_LOCK_KEY } from "./lock.js";
 
 /** One row per run, in drizzle's schema beside its migrations table. */
 export const HISTORY_TABLE = "migration_runs";
@@ -26,11 +27,25 @@ export interface HistoryRow {
 }
 
 /**
- * Creates the history table. Called only under the migration lock: concurrent
- * `CREATE TABLE IF NOT EXISTS` can still fail on PostgreSQL's catalog unique index.
+ * Creates the history table, also for a run that never got the migration lock (it timed out on
+ * a fresh database) and must still leave its row. Concurrent `CREATE TABLE IF NOT EXISTS` can
+ * fail on PostgreSQL's catalog unique index, so creators queue on a transaction-scoped advisory
+ * lock of their own (the migration lock's key with objid 2).
  */
 export async function ensureHistoryTable(client: pg.ClientBase): Promise<void> {
   if (await historyExists(client)) return;
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1, 2)", [MIGRATION_LOCK_KEY.classId]);
+    await createHistoryTable(client);
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+async function createHistoryTable(client: pg.ClientBase): Promise<void> {
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(DRIZZLE_SCHEMA)}`);
   await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
     run_id uuid PRIMARY KEY,
@@ -48,6 +63,30 @@ export async function ensureHistoryTable(client: pg.ClientBase): Promise<void> {
     lock_wait_ms integer
   )`);
   await client.query(`CREATE INDEX IF NOT EXISTS migration_runs_started_at_idx ON ${table} (started_at DESC)`);
+}
+
+/**
+ * Writes a run's final row and reads the run counts back, in one transaction whose bounds are its
+ * own (`SET LOCAL`): the run's timeouts may be what failed it, or be off, and a session that a
+ * transaction pooler shares must not keep settings the run made.
+ */
+export async function writeFinalRow(client: pg.ClientBase, row: HistoryRow): Promise<RunSummary> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SET LOCAL lock_timeout = 5000");
+    await client.query("SET LOCAL statement_timeout = 10000");
+    if (!(await historyExists(client))) {
+      await client.query("SELECT pg_advisory_xact_lock($1, 2)", [MIGRATION_LOCK_KEY.classId]);
+      await createHistoryTable(client);
+    }
+    await saveRun(client, row);
+    const summary = await summarizeRuns(client);
+    await client.query("COMMIT");
+    return summary;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
 }
 
 export async function historyExists(client: pg.ClientBase): Promise<boolean> {

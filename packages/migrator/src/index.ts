@@ -1,4 +1,4 @@
-export { applyBatch } from "./applier.js";
+export { applyRun, type PreparedRun, prepareRun } from "./applier.js";
 export { BASELINE_TAG, baselineFile, rewriteBaseline } from "./baseline.js";
 export { runCli } from "./cli.js";
 export { type Config, parseConfig, settings } from "./config.js";
@@ -8,6 +8,7 @@ export { type Drift, detectDrift } from "./drift.js";
 export { DRIZZLE_SCHEMA, DRIZZLE_TABLE, readApplied } from "./drizzle-table.js";
 export { parseDuration } from "./duration.js";
 export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js";
+export type { EventName, EventOf, MigratorEvents } from "./events.js";
 export { HISTORY_TABLE, type HistoryRow, recentRuns } from "./history.js";
 export { type Migration, NO_TRANSACTION_MARKER, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
 export { changedMigrations, type Finding, lint } from "./lint.js";

@@ -2,10 +2,9 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { MigratorError } from "./errors.js";
-import { splitStatements } from "./sql-lexer.js";
+import { STATEMENT_BREAKPOINT } from "./sql/parser.js";
 
-/** drizzle-kit's separator between statements in a migration file. */
-export const STATEMENT_BREAKPOINT = "--> statement-breakpoint";
+export { STATEMENT_BREAKPOINT };
 
 /**
  * A file whose first line is this marker runs alone and outside a transaction, so it can hold
@@ -129,60 +128,4 @@ function readJournal(folder: string, dir: string): JournalEntry[] {
 function displayPath(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel.startsWith("..") ? path : rel;
-}
-
-/**
- * 1-based line and column in a migration file for a 1-based position inside one statement.
- * PostgreSQL counts positions in characters, JavaScript strings in UTF-16 units, and the two part
- * at every character outside the Basic Multilingual Plane (an emoji in a comment): count in
- * characters, as the server and an editor's column do.
- */
-export function locate(migration: Migration, statementIndex: number, position: number): { line: number; column: number } {
-  const statement = migration.statements[statementIndex] ?? "";
-  let units = 0;
-  let characters = 1;
-  for (const character of statement) {
-    if (characters >= position) break;
-    units += character.length;
-    characters++;
-  }
-  const fileText = migration.statements.slice(0, statementIndex + 1).join(STATEMENT_BREAKPOINT);
-  const before = fileText.slice(0, (migration.offsets[statementIndex] ?? 0) + units);
-  const lines = before.split("\n");
-  return { line: lines.length, column: [...(lines[lines.length - 1] ?? "")].length + 1 };
-}
-
-/** Where a migration ends the transaction it runs in: a `COMMIT` or `ROLLBACK` of its own. */
-export interface TransactionControl {
-  /** 1-based, like `migration.failed`'s `statement`. */
-  statement: number;
-  keyword: string;
-  line: number;
-  column: number;
-}
-
-// Statements that end the surrounding transaction. BEGIN and SAVEPOINT only warn or nest, and
-// ROLLBACK TO SAVEPOINT keeps the transaction open, so they are left alone.
-const endsTransaction = /(commit|end|abort|prepare\s+transaction|rollback(?!\s+(?:work\s+|transaction\s+)?to\b))\b/iy;
-
-/**
- * The first top-level statement in `migration` that would commit or roll back the transaction
- * the runner wraps it in, committing half a run behind the runner's back. Comments, strings,
- * quoted identifiers and dollar-quoted bodies (where PL/pgSQL's BEGIN ... END live) are skipped.
- */
-export function findTransactionControl(migration: Migration): TransactionControl | undefined {
-  for (let index = 0; index < migration.statements.length; index++) {
-    const text = migration.statements[index] ?? "";
-    for (const statement of splitStatements(text)) {
-      if (statement.body === "") continue;
-      const start = statement.end - statement.terminator.length - statement.body.length;
-      endsTransaction.lastIndex = start;
-      const match = endsTransaction.exec(text);
-      if (match) {
-        const { line, column } = locate(migration, index, [...text.slice(0, start)].length + 1);
-        return { statement: index + 1, keyword: (match[1] ?? "").split(/\s+/)[0]?.toUpperCase() ?? "", line, column };
-      }
-    }
-  }
-  return undefined;
 }

@@ -29,6 +29,12 @@ export interface LockOptions {
   /** How often to ask again, in ms; also how often a waiter reports who holds the lock. */
   pollMs?: number;
   reportEveryMs?: number;
+  /**
+   * The backend this session started on. A lock attempt that lands on another backend (a
+   * transaction-pooling proxy handed the statement to a shared server connection) is refused
+   * without taking the lock, so no lock is left behind on a connection the run does not own.
+   */
+  sessionPid?: number;
 }
 
 /**
@@ -55,10 +61,11 @@ async function acquire(client: pg.Client, options: LockOptions): Promise<number>
   const reportEveryMs = options.reportEveryMs ?? 10_000;
   let lastReport = -Infinity;
   for (;;) {
-    const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS locked", [
-      MIGRATION_LOCK_KEY.classId,
-      MIGRATION_LOCK_KEY.objId,
-    ]);
+    const { rows } = await client.query<{ locked: boolean | null; pid: number }>(
+      "SELECT CASE WHEN $3::int IS NULL OR pg_backend_pid() = $3 THEN pg_try_advisory_lock($1, $2) END AS locked, pg_backend_pid() AS pid",
+      [MIGRATION_LOCK_KEY.classId, MIGRATION_LOCK_KEY.objId, options.sessionPid ?? null],
+    );
+    if (rows[0]?.locked === null) throw sessionMoved(options.sessionPid as number, rows[0].pid);
     const waited = Date.now() - started;
     if (rows[0]?.locked) {
       options.onEvent({
@@ -79,7 +86,9 @@ async function acquire(client: pg.Client, options: LockOptions): Promise<number>
         `gave up waiting for the migration lock after ${Math.round(waited / 1000)}s${holder ? `; held by pid ${holder.pid} (${holder.applicationName || "no application_name"})` : ""}`,
         {
           details: { waitMs: waited, holder },
-          hint: "another migration is running or stuck; see who holds it with `SELECT * FROM pg_stat_activity WHERE pid = <pid>` and raise --lock-wait-timeout, or end that session",
+          hint: holder
+            ? `another migration is running or stuck; see it with \`SELECT * FROM pg_stat_activity WHERE pid = ${holder.pid}\`, then wait (raise --lock-wait-timeout) or end that session with \`SELECT pg_terminate_backend(${holder.pid})\``
+            : "the lock was freed just as the wait ended; run again",
         },
       );
     }
@@ -98,6 +107,41 @@ async function acquire(client: pg.Client, options: LockOptions): Promise<number>
       });
     }
     await sleep(Math.min(pollMs, Math.max(1, options.waitTimeoutMs - waited)), options.signal);
+  }
+}
+
+/** The message every "this is not one session" refusal shares, so operators find one fix. */
+export const POOLED_HINT =
+  "connect directly to PostgreSQL, or through a pooler in session mode (PgBouncer pool_mode = session): a transaction pooler hands each statement to any server connection, so the advisory lock and the session settings do not stay with the run";
+
+function sessionMoved(expected: number, actual: number): MigratorError {
+  return new MigratorError(
+    "POOLED_CONNECTION",
+    `the connection does not stay one database session: it started on backend ${expected} and the next statement ran on backend ${actual} (a transaction-pooling proxy); nothing was applied`,
+    { details: { expectedPid: expected, actualPid: actual }, hint: POOLED_HINT },
+  );
+}
+
+/**
+ * Refuses a session that lost the lock it just took: the statement after the lock ran on a
+ * backend that does not hold it, or on another backend than the one the session started on.
+ */
+export async function assertHoldsLock(client: pg.Client, sessionPid: number): Promise<void> {
+  const { rows } = await client.query<{ pid: number; holds: boolean }>(
+    `SELECT pg_backend_pid() AS pid, EXISTS (
+       SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
+          AND classid = $1 AND objid = $2 AND objsubid = 2) AS holds`,
+    [MIGRATION_LOCK_KEY.classId, MIGRATION_LOCK_KEY.objId],
+  );
+  const row = rows[0];
+  if (!row) return;
+  if (row.pid !== sessionPid) throw sessionMoved(sessionPid, row.pid);
+  if (!row.holds) {
+    throw new MigratorError(
+      "POOLED_CONNECTION",
+      `the connection does not stay one database session: backend ${row.pid} does not hold the migration lock this session took; nothing was applied`,
+      { details: { pid: row.pid }, hint: POOLED_HINT },
+    );
   }
 }
 

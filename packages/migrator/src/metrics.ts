@@ -1,6 +1,21 @@
 import type { EventSink } from "./log.js";
 import type { RunResult } from "./runner.js";
 
+/** What the metrics read of a run. */
+export type MetricsInput = Pick<
+  RunResult,
+  | "error"
+  | "durationMs"
+  | "applyMs"
+  | "startedAt"
+  | "lockWaitMs"
+  | "applied"
+  | "migrations"
+  | "lastSuccessAt"
+  | "schemaVersion"
+  | "runCounts"
+>;
+
 /** The Pushgateway job every run pushes under; with the namespace it names the group a run replaces. */
 export const METRICS_JOB = "yomu-migration";
 
@@ -18,7 +33,7 @@ export interface PushOptions {
  * Renders a run as Prometheus metrics (`yomu_migration_*`), in the text exposition format.
  * Run counts come from the history table, so they survive the Job's short-lived pods.
  */
-export async function renderMetrics(result: RunResult, slowThresholdMs: number): Promise<string> {
+export async function renderMetrics(result: MetricsInput, slowThresholdMs: number): Promise<string> {
   // prom-client is loaded only when metrics are wanted: a plain `up` stays small and quick.
   const { Registry, Gauge, Counter } = await import("prom-client");
   const registry = new Registry();
@@ -40,6 +55,11 @@ export async function renderMetrics(result: RunResult, slowThresholdMs: number):
     seconds(slowThresholdMs),
   );
   gauge("yomu_migration_last_run_timestamp_seconds", "When the last migration run finished, Unix time", finishedAt);
+  gauge(
+    "yomu_migration_last_run_apply_seconds",
+    "Time the last run spent applying after it got the lock: what migration.slow compares with the threshold",
+    seconds(result.applyMs),
+  );
   gauge("yomu_migration_lock_wait_seconds", "How long the last run waited for the migration lock", seconds(result.lockWaitMs));
   gauge("yomu_migration_applied", "Migrations applied by the last run", result.applied.length);
   gauge(
@@ -80,7 +100,7 @@ export async function renderMetrics(result: RunResult, slowThresholdMs: number):
  *
  * @example await pushMetrics(result, { url: process.env.PUSHGATEWAY_URL, namespace: "yomu", slowThresholdMs: 30_000, onEvent });
  */
-export async function pushMetrics(result: RunResult, options: PushOptions): Promise<boolean> {
+export async function pushMetrics(result: MetricsInput, options: PushOptions): Promise<boolean> {
   const target = `${options.url.replace(/\/+$/, "")}/metrics/job/${encodeURIComponent(METRICS_JOB)}/namespace/${encodeURIComponent(options.namespace)}`;
   try {
     const body = await renderMetrics(result, options.slowThresholdMs);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Migration } from "./journal.js";
-import { type AppliedRow, planMigrations, versionAfter } from "./plan.js";
+import { type AppliedRow, planMigrations, toBatches, versionAfter } from "./plan.js";
 
 function migration(n: number, options: { hash?: string; when?: number; noTransaction?: boolean } = {}): Migration {
   const tag = `000${n}_m${n}`;
@@ -31,7 +31,7 @@ describe("planMigrations", () => {
   it("on an empty database: everything pending, one transactional batch, no schema version", () => {
     const plan = planMigrations([m1, m2, m3], []);
     expect(tags(plan.pending)).toEqual(tags([m1, m2, m3]));
-    expect(plan.batches).toEqual([{ transactional: true, migrations: [m1, m2, m3] }]);
+    expect(toBatches(plan.pending, () => false)).toEqual([{ transactional: true, ownTransactions: false, migrations: [m1, m2, m3] }]);
     expect(plan.problems).toEqual([]);
     expect(plan.applied).toEqual([]);
     expect(plan.schemaVersion).toBeNull();
@@ -49,7 +49,7 @@ describe("planMigrations", () => {
   it("nothing pending when every hash is recorded", () => {
     const plan = planMigrations([m1, m2], [row(m1), row(m2)]);
     expect(plan.pending).toEqual([]);
-    expect(plan.batches).toEqual([]);
+    expect(toBatches(plan.pending, () => false)).toEqual([]);
     expect(plan.schemaVersion).toBe(m2.tag);
     expect(versionAfter(plan)).toBe(m2.tag);
   });
@@ -81,20 +81,29 @@ describe("planMigrations", () => {
     const concurrently = migration(3, { noTransaction: true });
     const alsoConcurrently = migration(5, { when: 3_500, noTransaction: true });
     const plan = planMigrations([m1, m2, concurrently, alsoConcurrently, m4], []);
-    expect(plan.batches).toEqual([
-      { transactional: true, migrations: [m1, m2] },
-      { transactional: false, migrations: [concurrently] },
-      { transactional: false, migrations: [alsoConcurrently] },
-      { transactional: true, migrations: [m4] },
+    expect(toBatches(plan.pending, () => false)).toEqual([
+      { transactional: true, ownTransactions: false, migrations: [m1, m2] },
+      { transactional: false, ownTransactions: false, migrations: [concurrently] },
+      { transactional: false, ownTransactions: false, migrations: [alsoConcurrently] },
+      { transactional: true, ownTransactions: false, migrations: [m4] },
+    ]);
+  });
+
+  it("runs a file that manages its own transactions alone, between two transactions", () => {
+    const blocks = migration(2);
+    expect(toBatches([m1, blocks, m3, m4], (m) => m === blocks)).toEqual([
+      { transactional: true, ownTransactions: false, migrations: [m1] },
+      { transactional: false, ownTransactions: true, migrations: [blocks] },
+      { transactional: true, ownTransactions: false, migrations: [m3, m4] },
     ]);
   });
 
   it("a first pending migration that needs no transaction starts its own batch", () => {
     const concurrently = migration(2, { noTransaction: true });
     const plan = planMigrations([m1, concurrently, m3], [row(m1)]);
-    expect(plan.batches).toEqual([
-      { transactional: false, migrations: [concurrently] },
-      { transactional: true, migrations: [m3] },
+    expect(toBatches(plan.pending, () => false)).toEqual([
+      { transactional: false, ownTransactions: false, migrations: [concurrently] },
+      { transactional: true, ownTransactions: false, migrations: [m3] },
     ]);
   });
 

@@ -12,16 +12,20 @@ export type PlanProblem =
   | { kind: "checksum"; migration: Migration; recordedHash: string }
   | { kind: "out-of-order"; migration: Migration; newestApplied: { when: number; tag: string | null } };
 
-/** Statements applied together: one transaction, or one file that must run outside any. */
+/**
+ * Migrations applied together: several in one transaction, or one file that runs alone outside
+ * any transaction of ours (a `-- yomu:no-transaction` file, or one with BEGIN ... COMMIT blocks of
+ * its own, `ownTransactions`).
+ */
 export interface Batch {
   transactional: boolean;
+  ownTransactions: boolean;
   migrations: Migration[];
 }
 
 export interface Plan {
   /** Journal entries whose hash is not recorded, in journal order. */
   pending: Migration[];
-  batches: Batch[];
   applied: Array<{ migration: Migration; row: AppliedRow }>;
   /** Recorded migrations this build does not ship (a newer build applied them). */
   unknown: AppliedRow[];
@@ -37,7 +41,7 @@ export interface Plan {
  *
  * @example
  *   const plan = planMigrations(readMigrations(dir), rows);
- *   if (plan.problems.length) throw ...; else apply(plan.batches);
+ *   if (plan.problems.length) throw ...; else applyRun(client, await prepareRun(plan.pending), options);
  */
 export function planMigrations(
   migrations: readonly Migration[],
@@ -88,7 +92,6 @@ export function planMigrations(
 
   return {
     pending,
-    batches: toBatches(pending),
     applied,
     unknown: rows.filter((row) => free.has(row)),
     problems,
@@ -107,13 +110,22 @@ function groupBy<K, T>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
   return groups;
 }
 
-function toBatches(pending: readonly Migration[]): Batch[] {
+/**
+ * Groups pending migrations, in order, into batches: consecutive ordinary files share one
+ * transaction; a no-transaction file, or one that `managesTransactions` says runs its own, runs
+ * alone once the batch before it is committed.
+ *
+ * @example
+ *   toBatches([a, b, ownBlocks, c], (m) => m === ownBlocks).map((b) => b.migrations.length); // [2, 1, 1]
+ */
+export function toBatches(pending: readonly Migration[], managesTransactions: (migration: Migration) => boolean): Batch[] {
   const batches: Batch[] = [];
   for (const migration of pending) {
     const last = batches[batches.length - 1];
-    if (migration.noTransaction) batches.push({ transactional: false, migrations: [migration] });
+    const ownTransactions = managesTransactions(migration);
+    if (migration.noTransaction || ownTransactions) batches.push({ transactional: false, ownTransactions, migrations: [migration] });
     else if (last?.transactional) last.migrations.push(migration);
-    else batches.push({ transactional: true, migrations: [migration] });
+    else batches.push({ transactional: true, ownTransactions: false, migrations: [migration] });
   }
   return batches;
 }

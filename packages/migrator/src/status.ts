@@ -1,4 +1,5 @@
 import { connect } from "./connection.js";
+import { defaults } from "./defaults.js";
 import { readApplied } from "./drizzle-table.js";
 import { type HistoryRow, recentRuns } from "./history.js";
 import { readMigrations } from "./journal.js";
@@ -27,6 +28,7 @@ export interface Status {
   schemaVersion: string | null;
   /** The newest migration this build ships: what the database should be at. */
   expectedVersion: string | null;
+  /** Nothing pending and nothing changed after it was applied: what `--require-current` checks. */
   current: boolean;
   migrations: MigrationState[];
   pending: string[];
@@ -50,7 +52,7 @@ export async function readStatus(options: StatusOptions): Promise<Status> {
   const client = await connect({
     url: options.databaseUrl,
     applicationName: "yomu-migrate status",
-    timeoutMs: options.connectTimeoutMs ?? 60_000,
+    timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     onEvent: options.onEvent ?? (() => {}),
   });
   try {
@@ -66,7 +68,7 @@ export async function readStatus(options: StatusOptions): Promise<Status> {
     return {
       schemaVersion: plan.schemaVersion,
       expectedVersion: newest?.tag ?? null,
-      current: plan.pending.length === 0,
+      current: plan.pending.length === 0 && plan.problems.length === 0,
       migrations: migrations.map((m) => ({
         tag: m.tag,
         createdAt: new Date(m.when).toISOString(),

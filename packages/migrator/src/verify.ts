@@ -1,6 +1,7 @@
 import { type Catalog, readCatalog } from "./catalog.js";
 import { type Drift, diffCatalogs } from "./catalog-diff.js";
 import { connect, describeDatabase } from "./connection.js";
+import { defaults } from "./defaults.js";
 import { detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -59,7 +60,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const client = await connect({
     url: options.databaseUrl,
     applicationName: "yomu-migrate verify",
-    timeoutMs: options.connectTimeoutMs ?? 60_000,
+    timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     onEvent,
   });
   const step = { now: "reading drizzle's migrations table" };

@@ -28,14 +28,9 @@ describe("CREATE INDEX CONCURRENTLY under live writes", () => {
     folder.remove();
   });
 
-  // Regression: under lock_timeout the build gave up waiting for an open write transaction, left
-  // an INVALID index, and every retry failed with 42P07 "already exists" (bench/zero-downtime, c).
-  it("waits for an open write transaction instead of timing out, and leaves a valid index", async () => {
-    folder.add({
-      name: "index_kind",
-      header: "-- yomu:no-transaction",
-      statements: ["CREATE INDEX CONCURRENTLY IF NOT EXISTS events_kind_idx ON events (kind)"],
-    });
+  /** Applies a no-transaction file holding `statement` while a write transaction stays open 1s. */
+  async function buildWhileWriting(name: string, statement: string) {
+    folder.add({ name, header: "-- yomu:no-transaction", statements: [statement] });
     const writer = new pg.Client(db.url);
     await writer.connect();
     try {
@@ -46,13 +41,31 @@ describe("CREATE INDEX CONCURRENTLY under live writes", () => {
       // Long enough for several lock_timeouts to have passed while the build waits.
       await new Promise((r) => setTimeout(r, 1000));
       await writer.query("COMMIT");
-      const run = await runner.done;
-      expect(run.code, run.stdout).toBe(0);
-      expect(eventsNamed(run, "migration.lock_timeout.retry")).toEqual([]);
+      return await runner.done;
     } finally {
       await writer.end();
     }
+  }
+
+  // Regression: under lock_timeout the build gave up waiting for an open write transaction, left
+  // an INVALID index, and every retry failed with 42P07 "already exists" (bench/zero-downtime, c).
+  it("waits for an open write transaction instead of timing out, and leaves a valid index", async () => {
+    const run = await buildWhileWriting("index_kind", "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_kind_idx ON events (kind)");
+    expect(run.code, run.stdout).toBe(0);
+    expect(eventsNamed(run, "migration.lock_timeout.retry")).toEqual([]);
     expect(await indexValid(db, "events_kind_idx")).toBe(true);
+  });
+
+  // Regression: a /* */ comment before the statement hid CONCURRENTLY from the applier's regex,
+  // so the build ran under lock_timeout. PostgreSQL's parser sees through comments.
+  it("sees CONCURRENTLY behind block comments and still waits instead of timing out", async () => {
+    const run = await buildWhileWriting(
+      "index_id_kind",
+      "/* built while serving */ CREATE /* no table lock */ INDEX\n-- why: lookups\nCONCURRENTLY IF NOT EXISTS events_id_kind_idx ON events (id, kind)",
+    );
+    expect(run.code, run.stdout).toBe(0);
+    expect(eventsNamed(run, "migration.lock_timeout.retry")).toEqual([]);
+    expect(await indexValid(db, "events_id_kind_idx")).toBe(true);
   });
 
   it("drops an INVALID index a failed build left behind, then builds it", async () => {

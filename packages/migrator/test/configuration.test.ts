@@ -75,6 +75,20 @@ describe("configuration errors exit 2 with an error naming the setting", () => {
     expectUsageError(run, "--statement-timeout", "600h");
   });
 
+  // Regression (issue 15, finding 3): PostgreSQL reads 0 as "no timeout"; an application SELECT
+  // then waited 7.1 s behind the DDL.
+  it("a zero lock or statement timeout, which PostgreSQL would read as none", async () => {
+    for (const [flag, env] of [
+      ["--lock-timeout", "MIGRATION_LOCK_TIMEOUT"],
+      ["--statement-timeout", "MIGRATION_STATEMENT_TIMEOUT"],
+    ] as const) {
+      const run = await runCli(["up", flag, "0s"], { DATABASE_URL: validUrl(), MIGRATIONS_DIR: folder.dir });
+      expectUsageError(run, flag);
+      expect(run.stderr).toContain('write "off"');
+      expectUsageError(await runCli(["up"], { DATABASE_URL: validUrl(), MIGRATIONS_DIR: folder.dir, [env]: "0" }), env);
+    }
+  });
+
   it("every problem at once, not one per attempt", async () => {
     const run = await runCli(["up", "--bogus", "--lock-wait-timeout", "soon", "--log-format", "xml"], {
       DATABASE_URL: "mysql://root@localhost/app",
@@ -221,6 +235,85 @@ describe("a password in DATABASE_URL", () => {
       const run = await runCli(args, { DATABASE_URL: url, MIGRATIONS_DIR: folder.dir });
       expect(run.code, `${args.join(" ")}: ${run.stdout}${run.stderr}`).toBe(0);
       expectNoSecret(run, encoded, decodeURIComponent(encoded));
+    }
+  });
+});
+
+describe("timeouts turned off on purpose", () => {
+  it("run with off, logged at WARNING, and the session really has no limit", async () => {
+    const other = await createTestDatabase("config_off");
+    const seen = new MigrationsFolder([
+      {
+        name: "seen",
+        statements: ["CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st;"],
+      },
+    ]);
+    try {
+      const run = await runCli(["up", "--lock-timeout", "off", "--statement-timeout", "off"], {
+        DATABASE_URL: other.url,
+        MIGRATIONS_DIR: seen.dir,
+      });
+      expect(run.code, run.stdout).toBe(0);
+      const warnings = run.events.filter((e) => e.event === "migration.timeout.off");
+      expect(warnings.map((w) => [w.severity, w.setting])).toEqual([
+        ["WARNING", "lock-timeout"],
+        ["WARNING", "statement-timeout"],
+      ]);
+      expect((await other.query("SELECT lt, st FROM seen")).rows).toEqual([{ lt: "0", st: "0" }]);
+    } finally {
+      seen.remove();
+      await other.drop();
+    }
+  });
+});
+
+describe("an error nobody anticipated", () => {
+  it("exits 8 with a one-line message naming what failed, never 1 and never a stack", async () => {
+    // A journal entry whose .sql is a directory: drizzle-orm throws a plain Error the CLI never expected.
+    const odd = new MigrationsFolder([{ name: "odd", statements: ["SELECT 1;"] }]);
+    try {
+      const file = odd.byName("odd").file;
+      rmSync(file);
+      mkdirSync(file);
+      const run = await runCli(["status"], { DATABASE_URL: validUrl(), MIGRATIONS_DIR: odd.dir });
+      expect(run.code).toBe(8);
+      const error = only(run, "migration.error");
+      expect(error).toMatchObject({ code: "INTERNAL", severity: "ERROR" });
+      expect(error.message).toMatch(/^internal error in status: .*odd\.sql/);
+      expectNoStackTrace(run);
+      expect(run.otherLines).toEqual([]);
+    } finally {
+      odd.remove();
+    }
+  });
+});
+
+// Regression (issue 15, finding 6): with the password "migration", "3 pending migration(s)" was
+// printed as "3 pending ***(s)".
+describe("a password that is also a word", () => {
+  it("is masked as a credential and left alone in prose", async () => {
+    const other = await createTestDatabase("config_word");
+    const two = new MigrationsFolder([
+      { name: "a", statements: ["CREATE TABLE a (id int);"] },
+      { name: "b", statements: ["CREATE TABLE b (id int);"] },
+    ]);
+    try {
+      const url = new URL(other.url);
+      url.username = "postgres";
+      url.password = "migration";
+      const env = { DATABASE_URL: url.toString(), MIGRATIONS_DIR: two.dir };
+      const status = await runCli(["status"], env);
+      expect(only(status, "migration.status").message).toBe("2 pending migration(s)");
+      const up = await runCli(["up"], env);
+      expect(up.code).toBe(0);
+      expect(only(up, "migration.plan").message).toBe("2 pending migration(s) in 1 batch(es)");
+      for (const run of [status, up]) {
+        expect(run.stdout).not.toContain("***(s)");
+        expect(run.stdout).not.toContain(":migration@");
+      }
+    } finally {
+      two.remove();
+      await other.drop();
     }
   });
 });

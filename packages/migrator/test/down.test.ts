@@ -1,17 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Catalog, readCatalog } from "../../../test/support/catalog.js";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { drizzleRows, only, runCli } from "./support/cli.js";
 import { MigrationsFolder } from "./support/migrations.js";
-
-/** The schema as pg_dump prints it, without the history table's rows (schema only anyway). */
-function schemaOf(url: string): string {
-  return execFileSync("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "--exclude-schema=drizzle", url], { encoding: "utf8" })
-    .split("\n")
-    .filter((line) => !line.startsWith("--") && !line.startsWith("\\restrict") && !line.startsWith("\\unrestrict"))
-    .join("\n");
-}
 
 describe("down migrations", () => {
   let db: TestDatabase;
@@ -28,8 +20,8 @@ describe("down migrations", () => {
   ]);
   const env = () => ({ DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir, POD_NAME: "ops-laptop" });
   const writeDown = (name: string, sql: string) => writeFileSync(folder.byName(name).file.replace(/\.sql$/, ".down.sql"), sql);
-  let afterFirst: string;
-  let afterAll3: string;
+  let afterFirst: Catalog;
+  let afterAll3: Catalog;
 
   beforeAll(async () => {
     db = await createTestDatabase("down");
@@ -41,7 +33,7 @@ describe("down migrations", () => {
     ]);
     const other = await createTestDatabase("down_ref");
     expect((await runCli([], { DATABASE_URL: other.url, MIGRATIONS_DIR: single.dir })).code).toBe(0);
-    afterFirst = schemaOf(other.url);
+    afterFirst = await readCatalog(other);
     await other.drop();
     single.remove();
   });
@@ -52,11 +44,11 @@ describe("down migrations", () => {
 
   it("refuses, before touching anything, when a down file is missing", async () => {
     expect((await runCli([], env())).code).toBe(0);
-    afterAll3 = schemaOf(db.url);
+    afterAll3 = await readCatalog(db);
     const run = await runCli(["down", "--steps", "3"], env());
     expect(run.code).toBe(1);
     expect(only(run, "migration.failed").message).toMatch(/no down migration for .*_create_lists\.down\.sql; nothing was rolled back/);
-    expect(schemaOf(db.url)).toBe(afterAll3);
+    expect(await readCatalog(db)).toEqual(afterAll3);
     expect(await drizzleRows(db.url)).toHaveLength(3);
   });
 
@@ -65,15 +57,15 @@ describe("down migrations", () => {
     expect(run.code).toBe(0);
     expect(eventsOf(run, "migration.rolled_back")).toEqual([folder.tags[2], folder.tags[1]]);
     expect(only(run, "migration.run.finished")).toMatchObject({ status: "rolled-back", schemaVersion: folder.tags[0] });
-    expect(schemaOf(db.url)).toBe(afterFirst);
+    expect(await readCatalog(db)).toEqual(afterFirst);
     expect(await drizzleRows(db.url)).toHaveLength(1);
     const history = await db.query("SELECT status, applied, host FROM drizzle.migration_runs WHERE status = 'down'");
     expect(history.rows).toEqual([{ status: "down", applied: [folder.tags[2], folder.tags[1]], host: "ops-laptop" }]);
   });
 
-  it("up after down leaves the schema pg_dump shows after the first up", async () => {
+  it("up after down leaves the schema the catalog shows after the first up", async () => {
     expect((await runCli([], env())).code).toBe(0);
-    expect(schemaOf(db.url)).toBe(afterAll3);
+    expect(await readCatalog(db)).toEqual(afterAll3);
   });
 
   it("rolls back nothing when a down file fails halfway", async () => {
@@ -81,7 +73,7 @@ describe("down migrations", () => {
     const run = await runCli(["down", "--steps", "1"], env());
     expect(run.code).toBe(1);
     expect(only(run, "migration.failed").message).toMatch(/add_done\.down\.sql: statement 2 failed: .*no_such_column/);
-    expect(schemaOf(db.url)).toBe(afterAll3);
+    expect(await readCatalog(db)).toEqual(afterAll3);
     expect(await drizzleRows(db.url)).toHaveLength(3);
   });
 

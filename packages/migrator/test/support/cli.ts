@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import type { EventName, EventOf } from "../../src/events.js";
 import { MIGRATION_LOCK_KEY } from "../../src/lock.js";
 
 /** The compiled CLI, as the Kubernetes Job runs it (`pnpm build` first). */
@@ -13,6 +14,9 @@ export interface LogLine {
   event: string;
   [field: string]: unknown;
 }
+
+/** A printed line of a known event: its fields typed by the migrator's own `MigratorEvent`. */
+export type EventLine<K extends EventName> = LogLine & EventOf<K>;
 
 export interface CliRun {
   code: number | null;
@@ -30,6 +34,7 @@ export interface RunningCli {
   /** Events seen so far; grows while the process runs. */
   events: LogLine[];
   /** Resolves with the first event named `event` (matching `where`), rejects if the process ends first. */
+  waitFor<K extends EventName>(event: K, where?: (line: EventLine<K>) => boolean): Promise<EventLine<K>>;
   waitFor(event: string, where?: (line: LogLine) => boolean): Promise<LogLine>;
   done: Promise<CliRun>;
 }
@@ -92,7 +97,7 @@ export function startCli(args: string[], env: Record<string, string | undefined>
     child,
     events,
     done,
-    waitFor(event, where = () => true) {
+    waitFor: ((event: string, where: (line: LogLine) => boolean = () => true): Promise<LogLine> => {
       const seen = events.find((e) => e.event === event && where(e));
       if (seen) return Promise.resolve(seen);
       return new Promise<LogLine>((resolve, reject) => {
@@ -102,7 +107,7 @@ export function startCli(args: string[], env: Record<string, string | undefined>
           reject,
         );
       });
-    },
+    }) as RunningCli["waitFor"],
   };
 }
 
@@ -111,11 +116,15 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
   return startCli(args, env).done;
 }
 
+export function eventsNamed<K extends EventName>(run: { events: LogLine[] }, event: K): Array<EventLine<K>>;
+export function eventsNamed(run: { events: LogLine[] }, event: string): LogLine[];
 export function eventsNamed(run: { events: LogLine[] }, event: string): LogLine[] {
   return run.events.filter((e) => e.event === event);
 }
 
 /** The single `event` line of a run; fails the test when there is none or more than one. */
+export function only<K extends EventName>(run: { events: LogLine[] }, event: K): EventLine<K>;
+export function only(run: { events: LogLine[] }, event: string): LogLine;
 export function only(run: { events: LogLine[] }, event: string): LogLine {
   const found = eventsNamed(run, event);
   if (found.length !== 1) {

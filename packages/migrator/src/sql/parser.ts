@@ -1,0 +1,343 @@
+/**
+ * The one place SQL is read: PostgreSQL's own parser (libpg-query, the server's grammar compiled
+ * to WebAssembly). A migration is parsed once, piece by piece as drizzle sends it, into statements
+ * with their node kind, their place in the file and the facts the applier, lint and baseline act
+ * on. The WebAssembly module costs ~16 MiB and ~30 ms to load, so it is imported only when a run
+ * has something to read (`loadSqlParser`), never by a no-op `up`.
+ */
+import { setFlagsFromString } from "node:v8";
+import type { ScanToken } from "libpg-query";
+import { type FilePosition, LineIndex, Utf8Offsets } from "./position.js";
+
+/** drizzle-kit's separator between statements in a migration file. */
+export const STATEMENT_BREAKPOINT = "--> statement-breakpoint";
+
+/** What a statement does to the transaction around it, from PostgreSQL's TransactionStmt kinds. */
+export type TransactionKind =
+  | "begin"
+  | "commit"
+  | "rollback"
+  | "savepoint"
+  | "release"
+  | "rollback-to"
+  | "prepare"
+  | "commit-prepared"
+  | "rollback-prepared";
+
+export interface RelationName {
+  schema?: string;
+  name: string;
+}
+
+/** One top-level statement of a migration, as PostgreSQL's parser sees it. */
+export interface SqlStatement {
+  /** 0-based index of drizzle's piece (the text between breakpoints) holding the statement. */
+  piece: number;
+  /** The parse node's type, e.g. `IndexStmt`, `TransactionStmt`, `AlterEnumStmt`. */
+  kind: string;
+  /**
+   * The parse node's fields, as libpg-query returns them (see `@pgsql/types`); empty when parsed
+   * with `{ nodes: false }`.
+   */
+  node: Record<string, unknown>;
+  /** UTF-16 offsets of the statement in the file's text, without its `;`. */
+  start: number;
+  end: number;
+  /** Just past the statement's `;`, or `end` when it has none. */
+  stop: number;
+  text: string;
+  /** 1-based line and column (in characters) of `start`. */
+  line: number;
+  column: number;
+  transaction?: TransactionKind;
+  /**
+   * `CREATE INDEX`, `DROP INDEX` or `REINDEX` with CONCURRENTLY: cannot run in a transaction and
+   * waits for every open transaction on its table.
+   */
+  concurrently: boolean;
+  /** The relation the statement names first (a CREATE TABLE's table, an index's table, ...). */
+  relation?: RelationName;
+  /** For `CREATE INDEX`: the index's name, when it has one (it lives in its table's schema). */
+  indexName?: string;
+  /** For `ALTER TYPE ... ADD VALUE`: the enum and the value it gains. */
+  enumValue?: { type: string[]; value: string };
+}
+
+/** A piece PostgreSQL's parser rejects; the server would reject it the same way. */
+export interface SqlSyntaxError {
+  piece: number;
+  line: number;
+  column: number;
+  message: string;
+  /** Why, when it is not the SQL itself: a breakpoint drizzle-kit cut a literal at. */
+  cause?: string;
+}
+
+export interface ParsedMigration {
+  /** The file's text: drizzle's pieces joined by the breakpoint they were split at. */
+  text: string;
+  /** UTF-16 offset of each piece in `text`. */
+  pieceOffsets: number[];
+  /** UTF-16 offset of each piece's first statement, or of the piece when it has none. */
+  pieceStarts: number[];
+  statements: SqlStatement[];
+  errors: SqlSyntaxError[];
+  /**
+   * The file opens or ends transactions itself (BEGIN / START TRANSACTION / COMMIT / ROLLBACK /
+   * END / ABORT / PREPARE TRANSACTION at top level), so it is not atomic as a whole and cannot run
+   * inside the run's transaction. PL/pgSQL and `BEGIN ATOMIC` bodies are not top level.
+   */
+  managesTransactions: boolean;
+  /** The file adds an enum value, which later statements may use only after a commit (55P04). */
+  addsEnumValue: boolean;
+  /** Line and column of a UTF-16 offset in `text`. */
+  position(offset: number): FilePosition;
+  /**
+   * Line and column of a 1-based character position counted from the UTF-16 offset `from`, as
+   * the server reports it in an error about a query that started there.
+   */
+  positionAfter(from: number, characterPosition: number): FilePosition;
+}
+
+/** A token of PostgreSQL's scanner, with UTF-16 offsets into the text scanned. */
+export interface SqlToken {
+  start: number;
+  end: number;
+  text: string;
+  /** The scanner's token name: `IDENT`, `SCONST`, `ASCII_40` for `(`, or `UNKNOWN` for keywords. */
+  token: string;
+  /** `NO_KEYWORD`, `UNRESERVED_KEYWORD`, `COL_NAME_KEYWORD`, `TYPE_FUNC_NAME_KEYWORD` or `RESERVED_KEYWORD`. */
+  keyword: string;
+}
+
+export interface ParseOptions {
+  /**
+   * Keep each statement's parse tree (default true). The applier needs only the facts, and a
+   * file of a few hundred thousand INSERTs would otherwise hold a tree for each.
+   */
+  nodes?: boolean;
+  /**
+   * `facts` keeps only the statements that carry a fact (transaction control, CONCURRENTLY, an
+   * enum value added), for a file that runs as one query per piece and needs no more.
+   */
+  statements?: "all" | "facts";
+}
+
+export interface SqlParser {
+  /**
+   * Parses a migration given as drizzle's pieces (what `readMigrationFiles` returns).
+   *
+   * @example
+   *   const parsed = parser.parseMigration(['CREATE TYPE "mood" AS ENUM (\'a\');']);
+   *   parsed.statements[0]?.kind; // "CreateEnumStmt"
+   */
+  parseMigration(pieces: readonly string[], options?: ParseOptions): ParsedMigration;
+  /**
+   * PostgreSQL's tokens for `sql`; comments are not tokens.
+   *
+   * @example
+   *   parser.scan("SELECT 1").map((t) => t.text); // ["SELECT", "1"]
+   */
+  scan(sql: string): SqlToken[];
+}
+
+let loading: Promise<SqlParser> | undefined;
+
+/**
+ * Loads PostgreSQL's parser once per process; later calls return the same instance.
+ *
+ * @example
+ *   const parser = await loadSqlParser();
+ *   parser.parseMigration(migration.statements).managesTransactions;
+ */
+export function loadSqlParser(): Promise<SqlParser> {
+  loading ??= (async () => {
+    // V8 recompiles the parser's hot WebAssembly with its optimizing tier after a few hundred
+    // statements, which costs ~35 MiB of RSS and more time than it saves on migrations: the
+    // baseline compiler alone keeps a 200-migration run near the no-op's memory. It holds for
+    // every WebAssembly module compiled after it; the parser is the only one doing real work here.
+    setFlagsFromString("--liftoff-only");
+    const pg = await import("libpg-query");
+    await pg.loadModule();
+    return {
+      parseMigration: (pieces, options) => parseMigration(pieces, pg.parseSync, options ?? {}),
+      scan: (sql) => scan(sql, pg.scanSync),
+    };
+  })();
+  return loading;
+}
+
+type ParseSync = typeof import("libpg-query").parseSync;
+type ScanSync = typeof import("libpg-query").scanSync;
+
+function parseMigration(pieces: readonly string[], parseSync: ParseSync, options: ParseOptions): ParsedMigration {
+  const keepNodes = options.nodes ?? true;
+  const factsOnly = options.statements === "facts";
+  const text = pieces.join(STATEMENT_BREAKPOINT);
+  const pieceOffsets: number[] = [];
+  const pieceStarts: number[] = [];
+  let managesTransactions = false;
+  let addsEnumValue = false;
+  const statements: SqlStatement[] = [];
+  const errors: SqlSyntaxError[] = [];
+  let offset = 0;
+  let cutLiteral = false;
+  const lines = new LineIndex(text);
+  pieces.forEach((piece, index) => {
+    pieceOffsets.push(offset);
+    pieceStarts.push(offset);
+    const base = offset;
+    offset += piece.length + STATEMENT_BREAKPOINT.length;
+    // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
+    if (piece.trim() === "") return;
+    let result: ReturnType<ParseSync>;
+    try {
+      result = parseSync(piece);
+    } catch (error) {
+      // The rest of a literal a breakpoint cut fails too; its error says nothing new.
+      if (cutLiteral) {
+        cutLiteral = false;
+        return;
+      }
+      const details = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
+      const at = base + codePointOffset(piece, Math.max(0, details?.cursorPosition ?? 0));
+      const message = (error as Error).message;
+      cutLiteral = message.startsWith("unterminated") && index < pieces.length - 1;
+      const syntaxError: SqlSyntaxError = { piece: index, ...lines.at(at), message };
+      if (cutLiteral) {
+        const cut = lines.at(base + piece.length);
+        syntaxError.cause = `the \`${STATEMENT_BREAKPOINT}\` at line ${cut.line} is inside a string, quoted name, dollar quote or comment, and drizzle-kit splits the file there as drizzle-orm does, cutting the statement in two`;
+      }
+      errors.push(syntaxError);
+      return;
+    }
+    cutLiteral = false;
+    const bytes = new Utf8Offsets(piece);
+    let first = true;
+    for (const raw of result.stmts ?? []) {
+      const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
+      const from = raw.stmt_location ?? 0;
+      // PostgreSQL puts a statement's location at its first token and its length up to its `;`.
+      const startInPiece = bytes.toUtf16(from);
+      const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
+      const endInPiece = startInPiece + piece.slice(startInPiece, semicolon ?? piece.length).trimEnd().length;
+      const start = base + startInPiece;
+      if (first) pieceStarts[index] = start;
+      first = false;
+      const known = facts(kind, fields as Record<string, unknown>);
+      if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
+      if (known.enumValue) addsEnumValue = true;
+      if (factsOnly && !known.transaction && !known.concurrently && !known.enumValue) continue;
+      statements.push({
+        piece: index,
+        kind,
+        node: keepNodes ? (fields as Record<string, unknown>) : {},
+        start,
+        end: base + endInPiece,
+        stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
+        text: piece.slice(startInPiece, endInPiece),
+        ...lines.at(start),
+        ...known,
+      });
+    }
+  });
+  return {
+    text,
+    pieceOffsets,
+    pieceStarts,
+    statements,
+    errors,
+    managesTransactions,
+    addsEnumValue,
+    position: (at) => lines.at(at),
+    positionAfter: (from, characterPosition) => lines.at(from + codePointOffset(text.slice(from), Math.max(0, characterPosition - 1))),
+  };
+}
+
+const CONTROLS_TRANSACTION = new Set<TransactionKind>(["begin", "commit", "rollback", "prepare"]);
+
+const TRANSACTION_KINDS: Record<string, TransactionKind> = {
+  TRANS_STMT_BEGIN: "begin",
+  TRANS_STMT_START: "begin",
+  TRANS_STMT_COMMIT: "commit",
+  TRANS_STMT_ROLLBACK: "rollback",
+  TRANS_STMT_SAVEPOINT: "savepoint",
+  TRANS_STMT_RELEASE: "release",
+  TRANS_STMT_ROLLBACK_TO: "rollback-to",
+  TRANS_STMT_PREPARE: "prepare",
+  TRANS_STMT_COMMIT_PREPARED: "commit-prepared",
+  TRANS_STMT_ROLLBACK_PREPARED: "rollback-prepared",
+};
+
+function facts(
+  kind: string,
+  node: Record<string, unknown>,
+): Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "indexName" | "enumValue"> {
+  const out: Pick<SqlStatement, "transaction" | "concurrently" | "relation" | "indexName" | "enumValue"> = { concurrently: false };
+  const relation = rangeVar(node.relation);
+  if (relation) out.relation = relation;
+  switch (kind) {
+    case "TransactionStmt": {
+      const transaction = TRANSACTION_KINDS[String(node.kind)];
+      if (transaction) out.transaction = transaction;
+      break;
+    }
+    case "IndexStmt":
+      out.concurrently = node.concurrent === true;
+      if (typeof node.idxname === "string") out.indexName = node.idxname;
+      break;
+    case "DropStmt":
+      out.concurrently = node.concurrent === true && node.removeType === "OBJECT_INDEX";
+      break;
+    case "ReindexStmt":
+      out.concurrently = list(node.params).some((p) => (p as { DefElem?: { defname?: string } }).DefElem?.defname === "concurrently");
+      break;
+    case "AlterEnumStmt":
+      if (typeof node.newVal === "string" && node.oldVal === undefined) {
+        out.enumValue = {
+          type: list(node.typeName).map((n) => String((n as { String?: { sval?: string } }).String?.sval)),
+          value: node.newVal,
+        };
+      }
+      break;
+  }
+  return out;
+}
+
+function rangeVar(value: unknown): RelationName | undefined {
+  const range = value as { relname?: string; schemaname?: string } | undefined;
+  if (typeof range?.relname !== "string") return undefined;
+  return range.schemaname ? { schema: range.schemaname, name: range.relname } : { name: range.relname };
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** UTF-16 offset of the `count`-th code point of `text` (the server counts characters). */
+function codePointOffset(text: string, count: number): number {
+  let units = 0;
+  let seen = 0;
+  for (const character of text) {
+    if (seen >= count) break;
+    units += character.length;
+    seen++;
+  }
+  return units;
+}
+
+function scan(sql: string, scanSync: ScanSync): SqlToken[] {
+  const bytes = new Utf8Offsets(sql);
+  return scanSync(sql)
+    .tokens.filter((t: ScanToken) => t.tokenName !== "C_COMMENT" && t.tokenName !== "SQL_COMMENT")
+    .map((t: ScanToken) => ({
+      start: bytes.toUtf16(t.start),
+      end: bytes.toUtf16(t.end),
+      text: t.text,
+      token: t.tokenName,
+      keyword: t.keywordName,
+    }));
+}
+
+export type { FilePosition };
+export { LineIndex };
