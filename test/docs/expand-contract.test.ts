@@ -85,7 +85,7 @@ describe("renaming bookmarks.title in one step", () => {
   it("is stopped by the lint's rolling-rename rule", () => {
     const run = lint("0-one-step.sql");
     expect(run.status).toBe(6);
-    expect(run.stdout).toMatch(/0-one-step\.sql:3 rolling-rename /);
+    expect(run.stdout).toMatch(/0-one-step\.sql:3:\d+ rolling-rename /);
   });
 });
 

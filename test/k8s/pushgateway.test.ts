@@ -80,6 +80,14 @@ beforeAll(async () => {
     breakpoints: true,
   });
   writeFileSync(join(broken, "meta/_journal.json"), JSON.stringify(journal));
+  // And one whose newest migration takes a moment: "slow" is time spent applying, which a no-op
+  // run has almost none of.
+  const slow = join(work, "slow-migrations");
+  cpSync(join(repoRoot, "drizzle/migrations"), slow, { recursive: true });
+  writeFileSync(join(slow, "29991231235959_nap.sql"), "SELECT pg_sleep(0.05);\n");
+  const slowJournal = JSON.parse(readFileSync(join(slow, "meta/_journal.json"), "utf8"));
+  slowJournal.entries.push({ ...journal.entries.at(-1), idx: slowJournal.entries.length, tag: "29991231235959_nap" });
+  writeFileSync(join(slow, "meta/_journal.json"), JSON.stringify(slowJournal));
 }, 120_000);
 
 afterAll(async () => {
@@ -102,6 +110,7 @@ function runJob(options: { slowThreshold?: string; broken?: boolean } = {}): Pro
   j.spec.template.metadata.labels["app.kubernetes.io/version"] = "v2.0.0";
   const migrate = container(j.spec.template.spec, "migrate");
   if (options.broken) migrate.env.push({ name: "MIGRATIONS_DIR", value: join(work, "broken-migrations") });
+  if (options.slowThreshold) migrate.env.push({ name: "MIGRATIONS_DIR", value: join(work, "slow-migrations") });
   const env = resolveEnv(migrate, {
     configMaps: [cm],
     secrets: [testSecret(db.url)],

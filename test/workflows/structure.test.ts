@@ -157,13 +157,44 @@ describe("ci.yaml", () => {
     }
   });
 
-  it("lints the migrations a change adds with yomu-migrate lint against the base commit, whose history it fetches", () => {
-    const job = ci.jobs["migration-lint"] as Job;
+  it("reviews the migrations a change adds (lock plan and lint) against the base commit, whose history it fetches", () => {
+    const job = ci.jobs["migration-review"] as Job;
     const checkout = job.steps.find((step) => step.uses?.startsWith("actions/checkout@"));
     expect(checkout?.with?.["fetch-depth"]).toBe(0);
-    const lint = job.steps.find((step) => step.run?.includes("yomu-migrate lint"));
-    expect(lint?.env?.BASE_SHA).toBe(`\${{ github.event.pull_request.base.sha || github.event.before }}`);
-    expect(lint?.run).toContain(`pnpm exec yomu-migrate lint --base "$BASE_SHA"`);
+    const review = job.steps.find((step) => step.run?.trim() === "scripts/migration-review.sh");
+    expect(review?.env?.REVIEW_BASE).toBe(`\${{ github.event.pull_request.base.sha || github.event.before }}`);
+    // plan builds its scratch copy on a real server: the job brings one.
+    expect(job.services?.postgres?.image).toBe("postgres:15");
+    expect(review?.env?.DATABASE_URL).toBe("postgres://postgres:postgres@localhost:5432/postgres");
+    const build = job.steps.findIndex((step) => step.run?.trim() === "pnpm build");
+    expect(build).toBeGreaterThanOrEqual(0);
+    expect(job.steps.indexOf(review as Step)).toBeGreaterThan(build);
+    // Findings fail the pull request.
+    expect(review?.env?.LINT_FINDINGS).toBeUndefined();
+  });
+});
+
+describe("the lock plan the production approver sees", () => {
+  const review = deploy.jobs.review as Job;
+  const step = review.steps.find((s) => s.run?.trim() === "scripts/migration-review.sh");
+
+  it("is traced by the same script the pull request ran, on the commits this push adds", () => {
+    expect(step?.env).toMatchObject({
+      REVIEW_BASE: `\${{ github.event.before }}`,
+      DATABASE_URL: "postgres://postgres:postgres@localhost:5432/postgres",
+      LINT_FINDINGS: "report",
+    });
+    expect(review.services?.postgres?.image).toBe("postgres:15");
+    expect(review.steps.find((s) => s.uses?.startsWith("actions/checkout@"))?.with?.["fetch-depth"]).toBe(0);
+  });
+
+  it("is finished, in the run's summary, before the production job can ask for approval", () => {
+    expect(needsOf(deploy.jobs.production as Job)).toContain("review");
+  });
+
+  it("never reaches a cluster: no environment, no kubeconfig", () => {
+    expect(review.environment).toBeUndefined();
+    expect(JSON.stringify(review)).not.toContain("KUBECONFIG");
   });
 });
 

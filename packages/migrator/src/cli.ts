@@ -1,8 +1,9 @@
 import { createRequire } from "node:module";
+import { basename } from "node:path";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
-import type { BaseJournal } from "./lint.js";
+import type { BaseJournal, Finding } from "./lint.js";
 import { createLogger, type Logger, type MigratorEvent, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
@@ -57,6 +58,8 @@ export async function runCli(argv: readonly string[], env: Record<string, string
         return await lintCommand(config, log);
       case "down":
         return await down(config, log);
+      case "plan":
+        return await planCommand(config, log);
     }
   } catch (error) {
     return fail(error, log, config.command);
@@ -82,13 +85,84 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
     const byTag = new Map(readMigrations(config.dir).map((m) => [m.tag, m.file]));
     files = state.pending.map((tag) => byTag.get(tag) as string);
   }
-  const findings = await lint({ files, base });
-  if (config.json) process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
-  else {
-    for (const f of findings) process.stdout.write(`${f.file}:${f.line} ${f.rule} ${f.message}\n`);
+  // Pending files and those changed since --base ship in one deploy; named files are judged alone.
+  const findings = await lint({ files, base, deployTogether: config.files.length === 0 });
+  const format = config.json ? "json" : config.format;
+  if (format === "json") process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
+  else if (format === "markdown") process.stdout.write(lintMarkdown(files, findings));
+  else if (config.logFormat === "pretty" || format === "table") {
+    for (const f of findings) process.stdout.write(`${f.file}:${f.line}:${f.column} ${f.rule} ${f.message} (${f.docs})\n`);
     process.stdout.write(`${findings.length} finding(s) in ${files.length} migration file(s)\n`);
+  } else {
+    for (const f of findings) {
+      log({
+        ...f,
+        event: "migration.lint.finding",
+        severity: "WARNING",
+        message: `${f.file}:${f.line}:${f.column} ${f.rule} ${f.message}`,
+      });
+    }
+    log({
+      event: "migration.lint.finished",
+      severity: findings.length > 0 ? "ERROR" : "INFO",
+      message: `${findings.length} finding(s) in ${files.length} migration file(s)`,
+      findings: findings.length,
+      files: files.length,
+    });
   }
   return findings.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
+}
+
+function lintMarkdown(files: readonly string[], findings: readonly Finding[]): string {
+  const lines = ["### Lint", "", `${findings.length} finding(s) in ${files.length} migration file(s).`, ""];
+  if (findings.length > 0) lines.push("| where | rule | finding |", "| --- | --- | --- |");
+  for (const f of findings) {
+    lines.push(
+      `| \`${f.file}:${f.line}:${f.column}\` | [${f.rule}](${f.docs}) | ${f.message.replace(/\|/g, "\\|").replace(/\r?\n/g, " ")} |`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+async function planCommand(config: Config, log: Logger): Promise<number> {
+  const { gateViolations, planLocks } = await import("./lock-plan.js");
+  const report = await import("./lock-plan-report.js");
+  const format = config.json ? "json" : (config.format ?? (config.logFormat === "pretty" ? "table" : "events"));
+  const changed = config.base ? await (await import("./lint.js")).changedMigrations(config.dir, config.base) : undefined;
+  const only = changed?.files.map((file) => basename(file, ".sql"));
+  const plan = await planLocks({
+    databaseUrl: config.databaseUrl,
+    dir: config.dir,
+    only,
+    shadowDatabaseUrl: config.shadowDatabaseUrl,
+    rows: config.rows,
+    statementTimeoutMs: config.statementTimeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    // Events are the output only in JSON-lines mode; the other formats print the whole plan once.
+    onEvent: format === "events" ? log : (event) => event.severity === "ERROR" && format === "table" && log(event),
+  });
+  if (format === "json") process.stdout.write(`${JSON.stringify(report.planJson(plan))}\n`);
+  else if (format === "markdown") process.stdout.write(report.planMarkdown(plan));
+  else if (format === "table") process.stdout.write(`${report.planTable(plan)}\n`);
+  const failed = plan.migrations.flatMap((m) => m.statements.filter((s) => s.error).map((s) => `${m.tag} statement ${s.index}`));
+  const violations = gateViolations(plan, { accessExclusiveRows: config.failOnAccessExclusiveRows, rewrites: config.failOnRewrite });
+  for (const violation of violations) {
+    // --json and markdown output is read whole by another program: the gate speaks on stderr.
+    if (format === "json" || format === "markdown") process.stderr.write(`yomu-migrate: ${violation}\n`);
+    else log({ event: "migration.plan.gate", severity: "ERROR", message: violation });
+  }
+  if (format === "events") {
+    log({
+      event: "migration.plan.finished",
+      severity: failed.length > 0 || violations.length > 0 ? "ERROR" : "INFO",
+      message: `${plan.migrations.length} migration(s) planned${failed.length > 0 ? `; failed on the copy: ${failed.join(", ")}` : ""}`,
+      migrations: plan.migrations.map((m) => m.tag),
+      failed,
+      gateViolations: violations.length,
+    });
+  }
+  if (failed.length > 0) return ExitCode.migrationFailed;
+  return violations.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
 }
 
 async function down(config: Config, log: Logger): Promise<number> {

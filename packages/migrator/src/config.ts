@@ -3,7 +3,7 @@ import { defaults } from "./defaults.js";
 import { parseDuration } from "./duration.js";
 import type { LogFormat } from "./log.js";
 
-export const commands = ["up", "status", "verify", "lint", "down", "baseline"] as const;
+export const commands = ["up", "status", "verify", "lint", "down", "baseline", "plan"] as const;
 export type Command = (typeof commands)[number];
 
 export interface Config {
@@ -34,6 +34,13 @@ export interface Config {
   base: string | undefined;
   /** `verify`, `plan`: an empty database to build the scratch copy in, instead of creating one. */
   shadowDatabaseUrl: string | undefined;
+  /** `plan --rows N`: generated rows per table in the scratch copy. */
+  rows: number | undefined;
+  /** `plan --format markdown|table|json`. */
+  format: string | undefined;
+  /** `plan --fail-on-access-exclusive-rows N`: exit 6 when a statement holds ACCESS EXCLUSIVE on a bigger table. */
+  failOnAccessExclusiveRows: number | undefined;
+  failOnRewrite: boolean;
   /** `down --to TAG`. */
   to: string | undefined;
   /** `down --steps N`. */
@@ -41,7 +48,7 @@ export interface Config {
 }
 
 /** `timeout` is a duration sent to PostgreSQL, where 0 means "no timeout": only `off` says that. */
-type Kind = "string" | "url" | "http-url" | "duration" | "timeout" | "count" | "log-format";
+type Kind = "string" | "url" | "http-url" | "duration" | "timeout" | "count" | "log-format" | "plan-format";
 
 interface Setting {
   key: keyof Config;
@@ -159,7 +166,8 @@ export const settings: readonly Setting[] = [
 
 const switches: Record<string, { key: keyof Config; commands: readonly Command[]; about: string }> = {
   "allow-out-of-order": { key: "allowOutOfOrder", commands: ["up"], about: "apply a pending migration older than the newest applied one" },
-  json: { key: "json", commands: ["status", "verify", "lint"], about: "print the result as JSON" },
+  json: { key: "json", commands: ["status", "verify", "lint", "plan"], about: "print the result as JSON" },
+  "fail-on-rewrite": { key: "failOnRewrite", commands: ["plan"], about: "exit 6 when a statement rewrites a table" },
   "require-current": { key: "requireCurrent", commands: ["status"], about: "exit 5 while any migration is pending" },
   check: { key: "check", commands: ["baseline"], about: "write nothing; exit 4 when the file is not in baseline form yet" },
   help: { key: "help", commands, about: "show this help" },
@@ -172,8 +180,16 @@ const commandOptions: Record<string, { key: keyof Config; kind: Kind; commands: 
   base: {
     key: "base",
     kind: "string",
-    commands: ["lint"],
-    about: "lint migrations added or changed since this git ref (e.g. origin/main)",
+    commands: ["lint", "plan"],
+    about: "migrations added or changed since this git ref (e.g. origin/main)",
+  },
+  rows: { key: "rows", kind: "count", commands: ["plan"], about: "generated rows per table in the scratch copy, so rewrites cost" },
+  format: { key: "format", kind: "plan-format", commands: ["plan", "lint"], about: "table, markdown or json" },
+  "fail-on-access-exclusive-rows": {
+    key: "failOnAccessExclusiveRows",
+    kind: "count",
+    commands: ["plan"],
+    about: "exit 6 when a statement holds ACCESS EXCLUSIVE on a table with more rows",
   },
 };
 
@@ -281,6 +297,11 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (chosen === "down" && config.steps === 0) problems.push("--steps must be at least 1");
   if (chosen === "baseline" && file === undefined && !config.help)
     problems.push("baseline needs a migration file: yomu-migrate baseline <file.sql>");
+  if (chosen === "lint" && files.length > 0 && config.base !== undefined) {
+    problems.push("lint takes named files or --base REF, not both: --base picks the files itself");
+  }
+  if (config.json && config.format !== undefined && config.format !== "json")
+    problems.push(`--json conflicts with --format ${config.format}`);
   // baseline never connects; lint connects only to find pending migrations.
   const needsDatabase = chosen !== "baseline" && !(chosen === "lint" && (files.length > 0 || config.base !== undefined));
   if (!raw.has("databaseUrl") && !config.help && needsDatabase) {
@@ -319,6 +340,10 @@ function parseValue(kind: Kind, text: string): { value?: unknown; problem?: stri
       const n = Number(text);
       return Number.isInteger(n) && n >= 0 ? { value: n } : { problem: `"${text}" is not a whole number` };
     }
+    case "plan-format":
+      return ["table", "markdown", "json"].includes(text)
+        ? { value: text }
+        : { problem: `"${text}" is not a plan format (table, markdown or json)` };
     case "log-format":
       return text === "json" || text === "pretty" ? { value: text } : { problem: `"${text}" is not a log format (json or pretty)` };
     case "url":
@@ -364,6 +389,8 @@ export function helpText(): string {
     "  lint [files…] [--base REF]  zero-downtime rules (squawk and rolling-deploy checks) on pending,",
     "           changed-since-REF or the named migrations",
     "  down --to TAG | --steps N  roll back the newest applied migrations with their <tag>.down.sql files",
+    "  plan [--base REF] [--rows N] [--json | --format markdown]  what each pending statement locks and rewrites,",
+    "           traced on a scratch copy; the database itself is only read",
     "  baseline <file.sql> [--check]  rewrite a generated migration to adopt an existing database (no connection)",
     "",
     "settings (flag, environment, default):",
@@ -373,7 +400,7 @@ export function helpText(): string {
     ...flagRows,
     "",
     "exit codes: 0 ok, 1 migration failed (rolled back), 2 usage or configuration, 3 lock wait timed out,",
-    "            4 verification failed, 5 not current (status --require-current), 6 lint findings,",
+    "            4 verification failed, 5 not current (status --require-current), 6 lint findings or plan gates,",
     "            7 database unreachable or connection lost (retryable), 8 internal error",
   ].join("\n");
 }

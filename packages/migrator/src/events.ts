@@ -4,6 +4,9 @@
  * A module that adds an event adds its fields here, so `up` and `down` cannot drift apart.
  */
 
+import type { Finding } from "./lint.js";
+import type { LockPlan, PlannedStatement } from "./lock-plan.js";
+
 /** Cloud Logging severity names, in order. */
 export type Severity = "DEBUG" | "INFO" | "NOTICE" | "WARNING" | "ERROR" | "CRITICAL";
 
@@ -40,6 +43,8 @@ export interface MigratorEvents {
   "migration.transactions.own": { tag: string; file: string; line: number | undefined };
   /** A commit after `commitAfter`, whose new enum value `tag` uses (PostgreSQL needs it, 55P04). */
   "migration.enum.split": { tag: string | undefined; commitAfter: string | undefined };
+  /** Something drizzle applies without a word that deserves one: a BOM, `when` going back, an idx gap, an empty file. */
+  "migration.journal.warning": { code: string; tags: string[] };
   "migration.started": { tag: string; statements: number };
   "migration.progress": {
     tag: string;
@@ -113,6 +118,12 @@ export interface MigratorEvents {
   "migration.verify.shadow_left": { database: string };
   "migration.baseline.untouched": { file: string; statement: number; reason: string };
   "migration.baseline.finished": { file: string; changed: boolean; written: boolean; changes: unknown[] };
+  "migration.lint.finding": Omit<Finding, "message">;
+  "migration.lint.finished": { findings: number; files: number };
+  "migration.plan.copy": LockPlan["copy"];
+  "migration.plan.statement": { tag: string } & Pick<PlannedStatement, keyof PlannedStatement>;
+  "migration.plan.gate": Record<string, never>;
+  "migration.plan.finished": { migrations: string[]; failed: string[]; gateViolations: number };
   /** A failure outside any run: the CLI's last word before its exit code. */
   "migration.error": { code: string; hint: string | null };
 }

@@ -13,6 +13,8 @@ export { HISTORY_TABLE, type HistoryRow, recentRuns } from "./history.js";
 export { type Migration, NO_TRANSACTION_MARKER, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
 export { changedMigrations, type Finding, lint } from "./lint.js";
 export { lockHolder, MIGRATION_LOCK_KEY, withAdvisoryLock } from "./lock.js";
+export { gateViolations, type LockPlan, type LockPlanOptions, type PlannedStatement, planLocks } from "./lock-plan.js";
+export { planJson, planMarkdown, planTable } from "./lock-plan-report.js";
 export { createLogger, type EventSink, type Logger, type MigratorEvent, redact, type Severity } from "./log.js";
 export { METRICS_JOB, pushMetrics, renderMetrics } from "./metrics.js";
 export { type AppliedRow, type Plan, planMigrations } from "./plan.js";

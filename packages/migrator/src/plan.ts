@@ -1,3 +1,4 @@
+import { upgradeNames } from "./drizzle-table.js";
 import type { Migration } from "./journal.js";
 
 /** A row of drizzle's `__drizzle_migrations`. */
@@ -6,6 +7,11 @@ export interface AppliedRow {
   hash: string;
   /** The journal's `when` of the migration, as drizzle stores it. */
   createdAt: number;
+  /**
+   * drizzle-orm 1.0's record of the folder name; null when a 0.x tool wrote the row, undefined
+   * when the table has no such column (drizzle-orm 0.x's table).
+   */
+  name?: string | null;
 }
 
 export type PlanProblem =
@@ -36,7 +42,8 @@ export interface Plan {
 
 /**
  * Decides what to apply, without touching the database: pending is every journal entry whose
- * hash drizzle has not recorded. A recorded migration whose file changed, and a pending one older
+ * hash drizzle has not recorded, or for drizzle-kit 1.0's layout every folder whose name it has
+ * not recorded (as drizzle-orm 1.0 decides). A recorded migration whose file changed, and a pending one older
  * than the newest applied (drizzle would skip it without a word), are problems.
  *
  * @example
@@ -48,24 +55,11 @@ export function planMigrations(
   rows: readonly AppliedRow[],
   options: { allowOutOfOrder?: boolean } = {},
 ): Plan {
-  // Rows are matched to migrations at most once each, by hash and created_at together first:
-  // two migrations with identical files share a hash, and only `when` tells their rows apart.
   const free = new Set(rows);
-  const byHash = groupBy(rows, (row) => row.hash);
-  const byWhen = groupBy(rows, (row) => row.createdAt);
-  const matches = new Map<Migration, AppliedRow>();
-  const take = (migration: Migration, candidates: AppliedRow[] | undefined, fits: (row: AppliedRow) => boolean = () => true) => {
-    if (matches.has(migration)) return;
-    const row = candidates?.find((r) => free.has(r) && fits(r));
-    if (!row) return;
-    free.delete(row);
-    matches.set(migration, row);
-  };
-  for (const m of migrations) take(m, byHash.get(m.hash), (row) => row.createdAt === m.when);
-  for (const m of migrations) take(m, byHash.get(m.hash));
-  // Recorded under this migration's timestamp with another hash: the file was edited after it
-  // was applied.
-  for (const m of migrations) take(m, byWhen.get(m.when));
+  // drizzle-kit 1.0's layout: drizzle-orm 1.0 takes a migration as pending when its name is not
+  // recorded, whatever its timestamp, so nothing is out of order.
+  const byName = migrations.some((m) => m.name !== undefined);
+  const matches = byName ? matchByName(migrations, rows, free) : matchByHash(migrations, rows, free);
 
   const applied: Plan["applied"] = [];
   const pending: Migration[] = [];
@@ -82,7 +76,7 @@ export function planMigrations(
 
   const newest = rows.reduce<AppliedRow | undefined>((a, b) => (a && a.createdAt >= b.createdAt ? a : b), undefined);
   const tagOf = (row: AppliedRow) => applied.find((a) => a.row === row)?.migration.tag ?? null;
-  if (newest && !options.allowOutOfOrder) {
+  if (newest && !options.allowOutOfOrder && !byName) {
     for (const migration of pending) {
       if (migration.when < newest.createdAt) {
         problems.push({ kind: "out-of-order", migration, newestApplied: { when: newest.createdAt, tag: tagOf(newest) } });
@@ -97,6 +91,44 @@ export function planMigrations(
     problems,
     schemaVersion: newest ? (tagOf(newest) ?? `unknown@${newest.createdAt}`) : null,
   };
+}
+
+function matchByHash(migrations: readonly Migration[], rows: readonly AppliedRow[], free: Set<AppliedRow>): Map<Migration, AppliedRow> {
+  // Rows are matched to migrations at most once each, by hash and created_at together first:
+  // two migrations with identical files share a hash, and only `when` tells their rows apart.
+  const byHash = groupBy(rows, (row) => row.hash);
+  const byWhen = groupBy(rows, (row) => row.createdAt);
+  const matches = new Map<Migration, AppliedRow>();
+  const take = (migration: Migration, candidates: AppliedRow[] | undefined, fits: (row: AppliedRow) => boolean = () => true) => {
+    if (matches.has(migration)) return;
+    const row = candidates?.find((r) => free.has(r) && fits(r));
+    if (!row) return;
+    free.delete(row);
+    matches.set(migration, row);
+  };
+  for (const m of migrations) take(m, byHash.get(m.hash), (row) => row.createdAt === m.when);
+  for (const m of migrations) take(m, byHash.get(m.hash));
+  // Recorded under this migration's timestamp with another hash: the file was edited after it
+  // was applied.
+  for (const m of migrations) take(m, byWhen.get(m.when));
+  return matches;
+}
+
+function matchByName(migrations: readonly Migration[], rows: readonly AppliedRow[], free: Set<AppliedRow>): Map<Migration, AppliedRow> {
+  // A 0.x table not upgraded yet is read as drizzle-orm 1.0 will name its rows when it upgrades it.
+  const upgraded = upgradeNames(
+    rows.filter((row) => row.name === undefined),
+    migrations,
+  ).names;
+  const byName = groupBy(rows, (row) => (row.name === undefined ? upgraded.get(row) : row.name) ?? null);
+  const matches = new Map<Migration, AppliedRow>();
+  for (const m of migrations) {
+    const row = byName.get(m.name ?? null)?.find((r) => free.has(r));
+    if (!row) continue;
+    free.delete(row);
+    matches.set(m, row);
+  }
+  return matches;
 }
 
 function groupBy<K, T>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {

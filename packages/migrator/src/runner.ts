@@ -4,7 +4,8 @@ import { defaults } from "./defaults.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink } from "./events.js";
-import { type Migration, readMigrations } from "./journal.js";
+import { type Migration, readMigrationFolder } from "./journal.js";
+import { assertApplicableSize } from "./migration-file.js";
 import { type Plan, type PlanProblem, planMigrations, versionAfter } from "./plan.js";
 import { type RunRecord, runSession, type Session, type SessionSettings, type WorkOutcome } from "./session.js";
 
@@ -71,8 +72,17 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
   const settings = sessionSettings(options, "up");
   let shipped: Migration[] | MigratorError;
   try {
-    const all = readMigrations(options.dir);
-    shipped = options.include ? all.filter(options.include) : all;
+    const folder = readMigrationFolder(options.dir);
+    for (const warning of folder.warnings) {
+      settings.onEvent({
+        event: "migration.journal.warning",
+        severity: "WARNING",
+        message: warning.message,
+        code: warning.code,
+        tags: warning.tags,
+      });
+    }
+    shipped = options.include ? folder.migrations.filter(options.include) : folder.migrations;
   } catch (error) {
     shipped = error instanceof MigratorError ? error : new MigratorError("JOURNAL_INVALID", String((error as Error)?.message ?? error));
   }
@@ -83,18 +93,19 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
   let applied: Applied = { done: [] };
   const record = await runSession(settings, async (session) => {
     plan = planMigrations(migrations, await readApplied(session.client), { allowOutOfOrder: options.allowOutOfOrder });
-    applied = await applyPlan(session, plan, options);
+    applied = await applyPlan(session, plan, migrations, options);
     return outcomeOf(plan, applied);
   });
   return toResult(record, migrations, plan, applied);
 }
 
-async function applyPlan(session: Session, plan: Plan, options: RunOptions): Promise<Applied> {
+async function applyPlan(session: Session, plan: Plan, migrations: readonly Migration[], options: RunOptions): Promise<Applied> {
   const onEvent = options.onEvent ?? (() => {});
   if (plan.problems.length > 0 || plan.pending.length === 0) return { done: [] };
   const done: AppliedMigration[] = [];
   let prepared: PreparedRun | undefined;
   try {
+    for (const migration of plan.pending) assertApplicableSize(migration);
     // The parser is loaded here, and only here: a run with nothing pending never pays for it.
     prepared = await prepareRun(plan.pending, { statements: "facts" });
     onEvent({
@@ -108,7 +119,7 @@ async function applyPlan(session: Session, plan: Plan, options: RunOptions): Pro
         tags: b.migrations.map((m) => m.tag),
       })),
     });
-    await ensureDrizzleTable(session.client);
+    await ensureDrizzleTable(session.client, migrations);
     await applyRun(session.client, prepared, {
       onEvent,
       lockTimeoutMs: options.lockTimeoutMs ?? defaults.lockTimeoutMs,

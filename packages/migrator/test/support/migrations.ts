@@ -91,3 +91,44 @@ export function positionOf(text: string, needle: string): { line: number; column
   const before = text.slice(0, index).split("\n");
   return { line: before.length, column: [...(before[before.length - 1] ?? "")].length + 1 };
 }
+
+/**
+ * A migrations folder in drizzle-kit 1.0's layout: one `<YYYYMMDDHHMMSS>_<name>/` folder per
+ * migration holding `migration.sql` and `snapshot.json`, and no journal.
+ */
+export class MigrationFolders {
+  readonly dir: string;
+  readonly migrations: Array<GeneratedMigration & { name: string }> = [];
+
+  constructor(specs: MigrationSpec[] = []) {
+    this.dir = mkdtempSync(join(tmpdir(), "yomu-migration-folders-"));
+    for (const spec of specs) this.add(spec);
+  }
+
+  /** Adds `<timestamp>_<name>/migration.sql`; `when` (default: a minute after the newest) sets the timestamp. */
+  add(spec: MigrationSpec): GeneratedMigration & { name: string } {
+    const previous = this.migrations.reduce((max, m) => Math.max(max, m.when), BASE_WHEN - 60_000);
+    const when = spec.when ?? previous + 60_000;
+    const tag = `${timestamp(when)}_${spec.name}`;
+    const text = `${spec.header ? `${spec.header}\n` : ""}${spec.statements.join("\n--> statement-breakpoint\n")}\n`;
+    mkdirSync(join(this.dir, tag));
+    const file = join(this.dir, tag, "migration.sql");
+    writeFileSync(file, text);
+    writeFileSync(
+      join(this.dir, tag, "snapshot.json"),
+      `${JSON.stringify({ version: "8", dialect: "postgres", id: tag, prevIds: [], ddl: [] })}\n`,
+    );
+    const migration = { tag, name: tag, when: Math.floor(when / 1000) * 1000, file, text };
+    this.migrations.push(migration);
+    this.migrations.sort((a, b) => a.tag.localeCompare(b.tag));
+    return migration;
+  }
+
+  get tags(): string[] {
+    return this.migrations.map((m) => m.tag);
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

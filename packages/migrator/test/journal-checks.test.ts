@@ -1,0 +1,127 @@
+import { closeSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { readMigrationFiles } from "drizzle-orm/migrator";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { drizzleRows, only, runCli, tableExists } from "./support/cli.js";
+import { MigrationsFolder } from "./support/migrations.js";
+
+// Journal and file checks through the CLI: what drizzle would misapply is refused with exit 2 and
+// nothing applied; what drizzle applies silently is applied the same way, with a warning.
+
+let db: TestDatabase;
+let folder: MigrationsFolder;
+beforeEach(async () => {
+  db = await createTestDatabase("checks");
+  folder = new MigrationsFolder([{ name: "authors", statements: ["CREATE TABLE authors (id serial PRIMARY KEY);"] }]);
+});
+afterEach(async () => {
+  await db.drop();
+  folder.remove();
+});
+
+const up = () => runCli(["up"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir });
+
+async function expectNothingApplied(): Promise<void> {
+  expect(await tableExists(db.url, "authors")).toBe(false);
+  expect(await drizzleRows(db.url)).toEqual([]);
+}
+
+/** Rewrites the journal so the last entry has these fields. */
+function editLastEntry(fields: Record<string, unknown>): void {
+  const path = join(folder.dir, "meta", "_journal.json");
+  const journal = {
+    version: "7",
+    dialect: "postgresql",
+    entries: folder.migrations.map((m, idx) => ({ idx, version: "7", when: m.when, tag: m.tag, breakpoints: true })),
+  };
+  Object.assign(journal.entries[journal.entries.length - 1] as object, fields);
+  writeFileSync(path, JSON.stringify(journal));
+}
+
+const warnings = (run: Awaited<ReturnType<typeof up>>) => run.events.filter((e) => e.event === "migration.journal.warning");
+
+describe("refused with exit 2, nothing applied", () => {
+  it("a journal tag that leaves the migrations folder", async () => {
+    writeFileSync(join(folder.dir, "..", "escape.sql"), "CREATE TABLE escaped (id int);");
+    folder.add({ name: "placeholder", statements: ["SELECT 1;"] });
+    editLastEntry({ tag: "../escape" });
+    const run = await up();
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain('tag \\"../escape\\" points outside');
+    expect(await tableExists(db.url, "escaped")).toBe(false);
+    await expectNothingApplied();
+  });
+
+  it("a file that is not UTF-8, named with its line", async () => {
+    const bad = folder.add({ name: "latin1", statements: ["CREATE TABLE notes (body text);", "INSERT INTO notes VALUES ('caf__');"] });
+    // A Latin-1 é, as an editor set to Latin-1 saves it: drizzle would store U+FFFD in its place.
+    const bytes = Buffer.from(bad.text.replace("caf__", "caf\0"), "utf8");
+    bytes[bytes.indexOf(0)] = 0xe9;
+    writeFileSync(bad.file, bytes);
+    const run = await up();
+    expect(run.code).toBe(2);
+    expect(run.stdout).toMatch(new RegExp(`${bad.tag}\\.sql:3 is not valid UTF-8 \\(byte 0xe9\\)`));
+    await expectNothingApplied();
+  });
+
+  it("a fractional `when`, which drizzle cannot record (created_at is a bigint)", async () => {
+    folder.add({ name: "fraction", statements: ["SELECT 1;"] });
+    editLastEntry({ when: 1_767_605_460_000.5 });
+    const run = await up();
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain("not a whole number of milliseconds");
+    await expectNothingApplied();
+  });
+
+  it("a file larger than up applies, with its size and the limit named", async () => {
+    const big = folder.add({ name: "bulk", statements: ["SELECT 1;"] });
+    const fd = openSync(big.file, "w");
+    const line = `${"-- padding ".repeat(100)}\n`;
+    for (let written = 0; written <= 65 * 1024 * 1024; written += line.length * 1000) writeSync(fd, line.repeat(1000));
+    closeSync(fd);
+    const run = await up();
+    expect(run.code).toBe(2);
+    expect(run.stdout).toMatch(/is 65\.\d MiB; yomu-migrate applies files up to 64\.0 MiB, so nothing was applied/);
+    await expectNothingApplied();
+    // status still reads it: only applying is bounded.
+    const status = await runCli(["status"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir });
+    expect(status.code).toBe(0);
+  });
+});
+
+describe("applied as drizzle applies them, with a warning", () => {
+  it("a file with a byte-order mark: applied without it, recorded with drizzle's hash", async () => {
+    const bom = folder.add({ name: "bom", statements: ["CREATE TABLE books (id int);"] });
+    writeFileSync(bom.file, `\ufeff${bom.text}`);
+    const run = await up();
+    expect(run.code, run.stdout).toBe(0);
+    expect(await tableExists(db.url, "books")).toBe(true);
+    const drizzleHash = readMigrationFiles({ migrationsFolder: folder.dir })[1]?.hash;
+    expect((await drizzleRows(db.url))[1]?.hash).toBe(drizzleHash);
+    expect(warnings(run).map((w) => w.code)).toEqual(["byte-order-mark"]);
+  });
+
+  it("`when` going backwards: applied in journal order, the pair named", async () => {
+    const first = folder.migrations[0] as { tag: string; when: number };
+    const back = folder.add({
+      name: "back",
+      statements: ["CREATE TABLE back (id int REFERENCES authors (id));"],
+      when: first.when - 86_400_000,
+    });
+    const run = await up();
+    expect(run.code, run.stdout).toBe(0);
+    expect(only(run, "migration.run.finished")).toMatchObject({ status: "applied", applied: [first.tag, back.tag] });
+    expect(warnings(run)).toEqual([expect.objectContaining({ code: "when-backwards", tags: [first.tag, back.tag] })]);
+    expect((await drizzleRows(db.url)).map((r) => Number(r.created_at))).toEqual([first.when, back.when]);
+  });
+
+  it("an empty file: recorded as applied, as drizzle does, and named", async () => {
+    const empty = folder.add({ name: "empty", statements: [] });
+    writeFileSync(empty.file, "\n\n");
+    const run = await up();
+    expect(run.code, run.stdout).toBe(0);
+    expect(await drizzleRows(db.url)).toHaveLength(2);
+    expect(warnings(run)).toEqual([expect.objectContaining({ code: "empty-file", tags: [empty.tag] })]);
+  });
+});
