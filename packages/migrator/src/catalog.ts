@@ -112,7 +112,9 @@ SELECT 'column', ${relationName("c", "n")} || '.' || a.attname, 'column ' || ${r
          'collation', CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
          'nullability', CASE WHEN a.attnotnull THEN 'NOT NULL' ELSE 'nullable' END,
          'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
-         'generated', CASE WHEN a.attgenerated = 's' THEN 'ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED' END,
+         -- 'v': PostgreSQL 18's virtual generated columns.
+         'generated', CASE a.attgenerated WHEN 's' THEN 'ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
+                                          WHEN 'v' THEN 'ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') VIRTUAL' END,
          'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END),
        NULL, true
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n ON n.oid = c.relnamespace
