@@ -154,7 +154,7 @@ describe("adopting a database created by init.sql", () => {
     }
   });
 
-  it("names each remaining difference from drizzle-kit's snapshot in verify (exit 4)", async () => {
+  it("names each remaining difference from what the migrations build in verify (exit 4)", async () => {
     const run = await yomuMigrate(["verify", "--json", "--dir", migrationsDir], { DATABASE_URL: db.url });
     expect(run.code).toBe(4);
     const result = JSON.parse(run.stdout) as { problems: { kind: string; object: string }[] };
@@ -162,13 +162,13 @@ describe("adopting a database created by init.sql", () => {
       "column public.bookmarks.created_at",
       "column public.sessions.created_at",
       "column public.users.created_at",
-      "foreign-key bookmarks_user_id_users_id_fk",
-      "foreign-key sessions_user_id_users_id_fk",
-      "index bookmarks_user_id_url_key",
-      "index idx_bookmarks_user_created",
-      "index sessions_user_id_idx",
-      "unique sessions_token_hash_unique",
-      "unique users_email_unique",
+      "foreign-key public.bookmarks.bookmarks_user_id_users_id_fk",
+      "foreign-key public.sessions.sessions_user_id_users_id_fk",
+      "index public.bookmarks.bookmarks_user_id_url_key",
+      "index public.bookmarks.idx_bookmarks_user_created",
+      "index public.sessions.sessions_user_id_idx",
+      "unique public.sessions.sessions_token_hash_unique",
+      "unique public.users.users_email_unique",
     ]);
   });
 

@@ -4,7 +4,7 @@ import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
 import type { BaseJournal, Finding } from "./lint.js";
-import { createLogger, type Logger, redact } from "./log.js";
+import { createLogger, type Logger, type MigratorEvent, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
 import { readStatus, type Status } from "./status.js";
@@ -39,8 +39,10 @@ export async function runCli(argv: readonly string[], env: Record<string, string
   }
   // https://no-color.org: any non-empty NO_COLOR turns colour off.
   const log = createLogger({ format: config.logFormat, color: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
-  const password = passwordOf(config.databaseUrl);
-  if (password) log.addSecret(password);
+  for (const url of [config.databaseUrl, config.shadowDatabaseUrl]) {
+    const password = url ? passwordOf(url) : undefined;
+    if (password) log.addSecret(password);
+  }
 
   try {
     switch (config.command) {
@@ -268,8 +270,9 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
   const result = await verify({
     databaseUrl: config.databaseUrl,
     dir: config.dir,
+    shadowDatabaseUrl: config.shadowDatabaseUrl,
     connectTimeoutMs: config.connectTimeoutMs,
-    onEvent: log,
+    onEvent: config.json ? warningsToStderr(config) : log,
   });
   if (config.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -281,15 +284,29 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
       event: "migration.verify.finished",
       severity: result.clean ? "INFO" : "ERROR",
       message: result.clean
-        ? `clean: checksums, order${result.snapshot ? " and the live schema" : ""} match the migrations`
+        ? `clean: checksums, order${result.comparison === "none" ? "" : ` and the live schema (compared with ${result.comparison === "shadow" ? "a scratch database built from the migrations" : result.snapshot})`} match the migrations`
         : `${result.problems.length} problem(s) found`,
       clean: result.clean,
       problems: result.problems.length,
       schemaVersion: result.schemaVersion,
+      comparison: result.comparison,
       snapshot: result.snapshot,
     });
   }
   return result.clean ? ExitCode.ok : ExitCode.verificationFailed;
+}
+
+/** With --json, stdout is the one result object; warnings on the way go to stderr, as JSON lines. */
+function warningsToStderr(config: Config): (event: MigratorEvent) => void {
+  const secrets = [config.databaseUrl, config.shadowDatabaseUrl].map((url) => (url ? passwordOf(url) : undefined));
+  const log = createLogger({
+    format: "json",
+    write: (line) => process.stderr.write(`${line}\n`),
+    secrets: secrets.filter((p): p is string => Boolean(p)),
+  });
+  return (event) => {
+    if (event.severity !== "DEBUG" && event.severity !== "INFO") log(event);
+  };
 }
 
 function statusTable(state: Status, config: Config): string {

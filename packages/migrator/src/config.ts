@@ -32,7 +32,7 @@ export interface Config {
   /** `lint [files…]`: the files to check; none means pending (or changed since --base). */
   files: string[];
   base: string | undefined;
-  /** `plan`: an empty database to build the scratch copy in, instead of creating one. */
+  /** `verify`, `plan`: an empty database to build the scratch copy in, instead of creating one. */
   shadowDatabaseUrl: string | undefined;
   /** `plan --rows N`: generated rows per table in the scratch copy. */
   rows: number | undefined;
@@ -160,7 +160,7 @@ export const settings: readonly Setting[] = [
     flag: "shadow-database-url",
     env: "SHADOW_DATABASE_URL",
     kind: "url",
-    about: "an empty database for plan's scratch copy (default: create one beside the database)",
+    about: "an empty database for verify's and plan's scratch copy (default: create one beside the database)",
   },
 ];
 

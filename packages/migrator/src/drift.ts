@@ -1,13 +1,11 @@
+// The fallback comparison, for when no scratch database can be made: the live schema against
+// drizzle-kit's snapshot, each side normalised by hand. verify.ts says when it runs. Long because
+// each kind of snapshot entry needs its own reading; the exact comparison (catalog.ts) needs none.
 import type pg from "pg";
+import type { Drift } from "./catalog-diff.js";
 import type { Snapshot, SnapshotTable } from "./snapshot.js";
 
-/** One way the live schema differs from what the migrations say it should be. */
-export interface Drift {
-  kind: "table" | "column" | "index" | "foreign-key" | "unique" | "primary-key" | "enum";
-  /** `schema.table`, `schema.table.column`, or the object's name. */
-  object: string;
-  message: string;
-}
+export type { Drift } from "./catalog-diff.js";
 
 interface LiveColumn {
   table: string;
@@ -52,6 +50,7 @@ export async function detectDrift(client: pg.ClientBase, snapshot: Snapshot): Pr
   if (schemas.length === 0) schemas.push("public");
   const live = await introspect(client, schemas);
   const drifts: Drift[] = [];
+  const defaults: DefaultCandidate[] = [];
 
   const expectedTables = new Set(tables.map((t) => qualified(t.schema, t.name)));
   for (const name of live.tables) {
@@ -64,15 +63,46 @@ export async function detectDrift(client: pg.ClientBase, snapshot: Snapshot): Pr
       drifts.push({ kind: "table", object: name, message: `table ${name} is missing` });
       continue;
     }
-    compareColumns(table, name, live.columns.get(name) ?? [], drifts);
+    compareColumns(table, name, live.columns.get(name) ?? [], drifts, defaults);
     compareKeys(table, name, live, drifts);
     compareIndexes(table, name, live.indexes.get(name) ?? [], drifts);
   }
   compareEnums(snapshot, live.enums, drifts);
+  for (const candidate of defaults) {
+    if ((await spelledByPostgres(client, candidate)) !== candidate.live) drifts.push(candidate.drift);
+  }
   return drifts;
 }
 
-function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[], drifts: Drift[]): void {
+/** A default that reads differently from the snapshot's, until PostgreSQL has spelled the snapshot's too. */
+interface DefaultCandidate {
+  type: string;
+  expected: string;
+  live: string | null;
+  drift: Drift;
+}
+
+// The snapshot keeps a default as written in the schema ('{"b":1,"a":2}'::jsonb, 'idle');
+// PostgreSQL stores its own spelling ('{"a": 2, "b": 1}'::jsonb, 'idle'::"applicationStatus").
+// A temporary column with that default, rolled back at once, gets PostgreSQL's spelling of it,
+// from the same pg_get_expr that read the live one. The snapshot's text comes from the
+// migrations folder, which up runs as SQL anyway.
+async function spelledByPostgres(client: pg.ClientBase, candidate: DefaultCandidate): Promise<string | null | undefined> {
+  try {
+    await client.query("BEGIN");
+    await client.query(`CREATE TEMP TABLE yomu_verify_default (c ${candidate.type} DEFAULT ${candidate.expected})`);
+    const { rows } = await client.query<{ spelled: string | null }>(
+      "SELECT pg_get_expr(d.adbin, d.adrelid) AS spelled FROM pg_attrdef d WHERE d.adrelid = 'pg_temp.yomu_verify_default'::regclass",
+    );
+    return rows[0]?.spelled ?? null;
+  } catch {
+    return undefined;
+  } finally {
+    await client.query("ROLLBACK").catch(() => {});
+  }
+}
+
+function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[], drifts: Drift[], defaults: DefaultCandidate[]): void {
   const byName = new Map(columns.map((c) => [c.column, c]));
   for (const column of columns) {
     if (!table.columns[column.column]) {
@@ -104,14 +134,20 @@ function compareColumns(table: SnapshotTable, name: string, columns: LiveColumn[
       });
     }
     const liveDefault = actual.default === null ? null : normalizeDefault(actual.default);
-    const wantDefault = serial ? "nextval" : expected.default === undefined ? null : normalizeDefault(expected.default);
-    const sameDefault = serial ? liveDefault?.startsWith("nextval(") : liveDefault === wantDefault;
+    const wantDefault = serial ? "nextval" : snapshotDefault(expected.default);
+    // The live side keeps a cast normalizeDefault cannot read when the type's name is quoted
+    // ('idle'::"applicationStatus"), which drizzle-kit's snapshot leaves out.
+    const sameDefault = serial
+      ? liveDefault?.startsWith("nextval(")
+      : liveDefault === wantDefault || (wantDefault !== null && liveDefault?.startsWith(`${wantDefault}::`));
     if (!sameDefault) {
-      drifts.push({
+      const drift: Drift = {
         kind: "column",
         object,
         message: `column ${object} has default ${actual.default ?? "(none)"}, migrations say ${serial ? "a sequence" : (expected.default ?? "(none)")}`,
-      });
+      };
+      if (serial || wantDefault === null) drifts.push(drift);
+      else defaults.push({ type: actual.type, expected: String(expected.default), live: actual.default, drift });
     }
   }
 }
@@ -422,6 +458,14 @@ export function normalizeType(type: string): string {
     return `${kind}${size} ${tz}${array}`;
   }
   return `${canonical}${size}${array}`;
+}
+
+// drizzle-kit stores boolean and number defaults as JSON values (`"default": false`), and
+// `DEFAULT null` as the text "null": both mean what PostgreSQL stores.
+function snapshotDefault(value: string | number | boolean | null | undefined): string | null {
+  if (value === undefined || value === null) return null;
+  const text = normalizeDefault(String(value));
+  return text.toLowerCase() === "null" ? null : text;
 }
 
 /** Drops casts PostgreSQL adds to stored defaults (`''::text`, `'a'::character varying`). */

@@ -100,8 +100,22 @@ export interface MigratorEvents {
   "migration.metrics.push_failed": { url: string };
   "migration.status": Record<string, unknown>;
   "migration.verify.problem": { kind: string; object: string };
-  "migration.verify.finished": { clean: boolean; problems: number; schemaVersion: string | null; snapshot: string | null };
-  "migration.verify.no_snapshot": { dir?: string };
+  "migration.verify.finished": {
+    clean: boolean;
+    problems: number;
+    schemaVersion: string | null;
+    /** `shadow` (a scratch database built from the applied migrations), `snapshot` (the fallback) or `none`. */
+    comparison: "shadow" | "snapshot" | "none";
+    snapshot: string | null;
+  };
+  /** The expected schema was built in a scratch database and both catalogs were read. */
+  "migration.verify.shadow": { database: string; created: boolean; migrations: number; objects: number; durationMs: number };
+  /** No scratch database could be made or built: drizzle-kit's snapshot is compared instead (WARNING). */
+  "migration.verify.fallback": { comparison: "snapshot"; reason: string; code: string | null };
+  /** Applied migrations this build does not ship: what they built shows as differences (WARNING). */
+  "migration.verify.unknown": { unknown: number };
+  /** A scratch database that could not be dropped or emptied (WARNING). */
+  "migration.verify.shadow_left": { database: string };
   "migration.baseline.untouched": { file: string; statement: number; reason: string };
   "migration.baseline.finished": { file: string; changed: boolean; written: boolean; changes: unknown[] };
   "migration.lint.finding": Omit<Finding, "message">;
