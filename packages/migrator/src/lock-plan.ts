@@ -3,6 +3,7 @@
 import type pg from "pg";
 import { prepareRun } from "./applier.js";
 import { connect } from "./connection.js";
+import { documentedLocks } from "./documented-locks.js";
 import { readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import { type Migration, readMigrations } from "./journal.js";
@@ -363,7 +364,8 @@ async function traceStatement(client: pg.ClientBase, sql: string, context: Trace
 /**
  * A statement PostgreSQL will not run in a transaction (CREATE INDEX CONCURRENTLY and kin) runs
  * on the copy as the runner runs it, so later statements see it; its locks cannot be read while
- * it runs, so the plan lists the one PostgreSQL documents, on the table whose index it changed.
+ * it runs, so the plan lists the one PostgreSQL documents: on the table whose index it changed,
+ * and for VACUUM and DETACH PARTITION ... CONCURRENTLY on the tables they name.
  */
 async function untraced(
   client: pg.ClientBase,
@@ -374,6 +376,8 @@ async function untraced(
 ): Promise<PlannedStatement> {
   statement.traced = false;
   statement.note = "not traced: PostgreSQL runs it only outside a transaction; the lock is the one its documentation names";
+  // Read before it runs: the names resolve on the copy as they are now (a detached partition moves).
+  const documented = await documentedLocks(client, sql);
   const started = performance.now();
   try {
     await client.query(sql);
@@ -391,10 +395,15 @@ async function untraced(
     }
   }
   for (const [oid, relation] of before) if (!after.has(oid) && relation.table) tables.add(relation.table);
-  statement.locks = [...tables]
-    .map((oid) => after.get(oid) ?? before.get(oid))
-    .filter((r): r is Relation => Boolean(r))
-    .map((r) => ({ relation: r.name, mode: CONCURRENT_INDEX_LOCK, rows: context.rowsOf(r.name) }));
+  statement.locks = [
+    ...[...tables]
+      .map((oid) => after.get(oid) ?? before.get(oid))
+      .filter((r): r is Relation => Boolean(r))
+      .map((r) => ({ relation: r.name, mode: CONCURRENT_INDEX_LOCK, rows: context.rowsOf(r.name) })),
+    ...documented.map((lock) => ({ ...lock, rows: context.rowsOf(lock.relation) })),
+  ].filter((lock) => lock.mode !== CONCURRENT_INDEX_LOCK || !documented.some((d) => d.relation === lock.relation && d.mode !== lock.mode));
+  // VACUUM FULL and kin write new files for their tables, as a rewrite does.
+  statement.rewrites = rewritten(before, after, context.atStart);
   statement.blocks = worstBlocks(statement.locks.map((l) => l.mode));
   return statement;
 }
