@@ -1,5 +1,4 @@
 import { createRequire } from "node:module";
-import { basename } from "node:path";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
@@ -127,7 +126,7 @@ async function planCommand(config: Config, log: Logger): Promise<number> {
   const report = await import("./lock-plan-report.js");
   const format = config.json ? "json" : (config.format ?? (config.logFormat === "pretty" ? "table" : "events"));
   const changed = config.base ? await (await import("./lint.js")).changedMigrations(config.dir, config.base) : undefined;
-  const only = changed?.files.map((file) => basename(file, ".sql"));
+  const only = changed?.migrations.map((m) => m.tag);
   const plan = await planLocks({
     databaseUrl: config.databaseUrl,
     dir: config.dir,

@@ -323,16 +323,21 @@ function rollingDeployRules(file: string, statement: SqlStatement, created: Set<
 }
 
 function outOfOrder(file: string, base: BaseJournal): Finding[] {
-  const tag = basename(file).replace(/\.sql$/, "");
-  if (base.tags.has(tag)) return [];
+  const tag = base.tagOfFile.get(file) ?? basename(file).replace(/\.sql$/, "");
+  // A branch that moves the folder to the other layout renames every migration; none is new.
+  if (base.tags.has(tag) || (base.layout !== undefined && base.layout !== base.ownLayout)) return [];
   const when = base.whens.get(tag);
   if (when === undefined || when >= base.newestWhen) return [];
+  const consequence =
+    base.ownLayout === "folders"
+      ? "drizzle applies it after that one on a database that already has it but before it on a fresh one, so the two can end up different"
+      : "yomu-migrate up refuses it once both are merged";
   return [
     ours(
       file,
       { line: 1, column: 1 },
       "out-of-order",
-      `${tag} is older than ${base.newestTag}, the newest migration on the base branch: yomu-migrate up refuses it once both are merged; regenerate it so it sorts last`,
+      `${tag} is older than ${base.newestTag}, the newest migration on the base branch: ${consequence}; regenerate it so it sorts last`,
     ),
   ];
 }
