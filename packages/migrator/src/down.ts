@@ -107,7 +107,9 @@ async function rollBackIn(session: Session, migrations: Migration[], options: Do
       statements: readMigrationText(downFile(migration)).text.split(STATEMENT_BREAKPOINT),
     }));
   } catch (error) {
-    return refused(error instanceof MigratorError ? error : new MigratorError("DOWN_UNAVAILABLE", String((error as Error)?.message ?? error)));
+    return refused(
+      error instanceof MigratorError ? error : new MigratorError("DOWN_UNAVAILABLE", String((error as Error)?.message ?? error)),
+    );
   }
   const client = session.client;
   await client.query("BEGIN");

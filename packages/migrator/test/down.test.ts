@@ -121,7 +121,9 @@ describe("down migrations in drizzle-kit 1.0's layout: down.sql inside the migra
     writeFileSync(downOf(2), "ALTER TABLE items DROP COLUMN done;\n");
     const run = await runCli(["down", "--steps", "2"], env());
     expect(run.code).toBe(1);
-    expect(only(run, "migration.failed").message).toContain(`no down migration for ${join(folder.dir, folder.tags[1] as string, "down.sql")};`);
+    expect(only(run, "migration.failed").message).toContain(
+      `no down migration for ${join(folder.dir, folder.tags[1] as string, "down.sql")};`,
+    );
     expect(only(run, "migration.failed").hint).toContain("down.sql inside the migration's folder");
     expect(await readCatalog(db)).toEqual(afterAll3);
   });
