@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
+import type { EventSink } from "./events.js";
 import type { BaseJournal, Finding } from "./lint.js";
 import { createLogger, type Logger, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
@@ -245,7 +246,7 @@ async function status(config: Config, log: Logger): Promise<number> {
     databaseUrl: config.databaseUrl,
     dir: config.dir,
     connectTimeoutMs: config.connectTimeoutMs,
-    onEvent: log,
+    onEvent: resultCarriesWarnings(config, log),
   });
   if (config.json) process.stdout.write(`${JSON.stringify(state)}\n`);
   else if (config.logFormat === "pretty") process.stdout.write(`${statusTable(state, config)}\n`);
@@ -268,7 +269,7 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
     databaseUrl: config.databaseUrl,
     dir: config.dir,
     connectTimeoutMs: config.connectTimeoutMs,
-    onEvent: log,
+    onEvent: resultCarriesWarnings(config, log),
   });
   if (config.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -289,6 +290,11 @@ async function verifyCommand(config: Config, log: Logger): Promise<number> {
     });
   }
   return result.clean ? ExitCode.ok : ExitCode.verificationFailed;
+}
+
+/** With --json the printed result holds the journal warnings, so they are not printed again as events. */
+function resultCarriesWarnings(config: Config, log: Logger): EventSink {
+  return config.json ? (event) => event.event !== "migration.journal.warning" && log(event) : log;
 }
 
 function statusTable(state: Status, config: Config): string {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { MigratorError } from "./errors.js";
+import type { EventSink } from "./events.js";
 import { readStatements, scanMigrationFile } from "./migration-file.js";
 import { STATEMENT_BREAKPOINT } from "./sql/parser.js";
 
@@ -56,6 +57,26 @@ export interface MigrationFolder {
   layout: MigrationLayout;
   migrations: Migration[];
   warnings: JournalWarning[];
+}
+
+/**
+ * Says each warning as a `migration.journal.warning` event: the one way every command that reads
+ * a folder (up, status, verify) reports what drizzle would apply without a word.
+ *
+ * @example
+ *   const folder = readMigrationFolder(dir);
+ *   reportJournalWarnings(folder.warnings, log);
+ */
+export function reportJournalWarnings(warnings: readonly JournalWarning[], onEvent: EventSink | undefined): void {
+  for (const warning of warnings) {
+    onEvent?.({
+      event: "migration.journal.warning",
+      severity: "WARNING",
+      message: warning.message,
+      code: warning.code,
+      tags: warning.tags,
+    });
+  }
 }
 
 interface JournalEntry {

@@ -2,7 +2,7 @@ import { connect } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { type Drift, detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
-import { readMigrations } from "./journal.js";
+import { type JournalWarning, readMigrationFolder, reportJournalWarnings } from "./journal.js";
 import type { EventSink } from "./log.js";
 import { planMigrations } from "./plan.js";
 import { readLatestSnapshot } from "./snapshot.js";
@@ -27,6 +27,8 @@ export interface VerifyResult {
   /** The snapshot the live schema was compared with; null when drift was not checked. */
   snapshot: string | null;
   problems: VerifyProblem[];
+  /** What drizzle applies without a word, as `up` and `status` warn of it; never a problem. */
+  warnings: JournalWarning[];
 }
 
 /**
@@ -38,7 +40,8 @@ export interface VerifyResult {
  *   const { clean, problems } = await verify({ databaseUrl, dir: "drizzle/migrations" });
  */
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
-  const migrations = readMigrations(options.dir);
+  const { migrations, warnings } = readMigrationFolder(options.dir);
+  reportJournalWarnings(warnings, options.onEvent);
   const latest = readLatestSnapshot(options.dir, migrations);
   const client = await connect({
     url: options.databaseUrl,
@@ -72,6 +75,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       schemaVersion: plan.schemaVersion,
       snapshot: plan.pending.length === 0 && latest ? latest.file : null,
       problems,
+      warnings,
     };
   } finally {
     await client.end().catch(() => {});
