@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Peak memory of the migration Job's two candidate commands on a no-op run (schema already
-# current), to choose the lighter one for k8s/yomu/migration-job.yaml. The pod's memory limit
-# counts every process in the container, so besides GNU time's %M (the largest single process)
-# this samples the whole process tree and reports the peak of its summed RSS. Last, the chosen
-# command on runs that apply every migration, to compare with the Job's 128Mi request.
+# Peak memory of the migration Job's command (k8s/yomu/migration-job.yaml: the CLI bundled into
+# packages/migrator/dist/yomu-migrate.mjs) on a no-op run (schema already current), beside the
+# unbundled entry `pnpm db:migrate` runs and the floor, a script that connects with pg and runs
+# one query. The pod's memory limit counts every process in the container, so besides GNU time's
+# %M (the largest single process) this samples the whole process tree and reports the peak of
+# its summed RSS. Last, the Job's command on runs that apply every migration, to compare with
+# the Job's 128Mi request. Target (issue 17): the no-op at most 56 MiB.
 #
 # usage: bench/job-rss/measure.sh [runs]   (DATABASE_URL: a superuser URL, default local PostgreSQL 15)
 # needs: pnpm build, GNU time (apt-get install -y time), ps.
@@ -16,7 +18,8 @@ url="${admin%/*}/$db"
 
 psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
 trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
-DATABASE_URL=$url LOG_FORMAT=json node apps/api/dist/shared/db/migrate.js up >/dev/null
+job=(node packages/migrator/dist/yomu-migrate.mjs up)
+DATABASE_URL=$url LOG_FORMAT=json "${job[@]}" >/dev/null
 
 # Peak summed RSS (KiB) of a process and all its descendants, sampled every 10ms until it exits.
 tree_peak() {
@@ -44,20 +47,21 @@ measure() {
   for i in $(seq "$runs"); do
     DATABASE_URL=$url LOG_FORMAT=json /usr/bin/time -f %M -o "$out" "$@" >/dev/null
     tree=$(DATABASE_URL=$url LOG_FORMAT=json tree_peak "$@")
-    printf '%-42s run %d  largest process %6d KiB  process tree %6d KiB\n' "$label" "$i" "$(tail -1 "$out")" "$tree"
+    printf '%-46s run %d  largest process %6d KiB  process tree %6d KiB\n' "$label" "$i" "$(tail -1 "$out")" "$tree"
   done
   rm -f "$out"
 }
 
-measure "pnpm --filter @yomu/api db:migrate" pnpm --silent --filter @yomu/api db:migrate
-measure "node apps/api/dist/shared/db/migrate.js" node apps/api/dist/shared/db/migrate.js up
+measure "${job[*]}" "${job[@]}"
+measure "node apps/api/dist/shared/db/migrate.js up" node apps/api/dist/shared/db/migrate.js up
+measure "node bench/migrator/pg-query.mjs" node bench/migrator/pg-query.mjs
 
-# For scale: the chosen command on a run that applies every shipped migration to an empty database.
+# For scale: the Job's command on a run that applies every shipped migration to an empty database.
 out=$(mktemp)
 for i in $(seq "$runs"); do
   psql "$admin" -qc "CREATE DATABASE ${db}_apply" >/dev/null
-  DATABASE_URL="${url}_apply" LOG_FORMAT=json /usr/bin/time -f %M -o "$out" node apps/api/dist/shared/db/migrate.js up >/dev/null
+  DATABASE_URL="${url}_apply" LOG_FORMAT=json /usr/bin/time -f %M -o "$out" "${job[@]}" >/dev/null
   psql "$admin" -qc "DROP DATABASE ${db}_apply WITH (FORCE)" >/dev/null
-  printf '%-42s run %d  largest process %6d KiB  (applying)\n' "node apps/api/dist/shared/db/migrate.js" "$i" "$(tail -1 "$out")"
+  printf '%-46s run %d  largest process %6d KiB  (applying)\n' "${job[*]}" "$i" "$(tail -1 "$out")"
 done
 rm -f "$out"

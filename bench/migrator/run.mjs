@@ -1,13 +1,13 @@
 // Side-by-side cost of yomu-migrate against drizzle's own tools, in one run on one server:
-//   1. a no-op run (everything applied): `yomu-migrate up`, `drizzle-kit migrate`, and a bare
-//      script calling drizzle-orm's migrate(); wall time (median) and peak RSS (max);
-//   2. applying 100, 250 and 500 generated migrations on a fresh database: yomu-migrate against
-//      the bare script, to show both costs grow linearly.
+//   1. a no-op run (everything applied): the bundled `yomu-migrate up` the Job runs, the
+//      unbundled bin, `drizzle-kit migrate`, a script calling drizzle-orm's migrate(), and the
+//      floor: a script that connects with pg and runs one query; wall time (median), peak RSS (max);
+//   2. applying 100, 250 and 500 generated migrations on a fresh database: the bundled CLI
+//      against drizzle-orm's migrate() script, their least-squares slopes compared.
 // Usage (after `pnpm build`): node bench/migrator/run.mjs [--runs N]
 // DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,47 +24,17 @@ const TIME = "/usr/bin/time";
 const scratch = mkdtempSync(join(tmpdir(), "yomu-bench-"));
 const created = [];
 
-const bundle = bundleCli();
+const JOB = "yomu-migrate up (the Job's bundle)";
+const DRIZZLE = "drizzle-orm migrate() script";
+const FLOOR = "pg connect + SELECT 1";
 const tools = {
-  "yomu-migrate up": (env) => run([process.execPath, join(root, "packages/migrator/bin/yomu-migrate.js"), "up"], env),
-  ...(bundle ? { "yomu-migrate up, esbuild bundle": (env) => run([process.execPath, bundle, "up"], env) } : {}),
+  [JOB]: (env) => run([process.execPath, join(root, "packages/migrator/dist/yomu-migrate.mjs"), "up"], env),
+  "yomu-migrate up (bin, unbundled)": (env) => run([process.execPath, join(root, "packages/migrator/bin/yomu-migrate.js"), "up"], env),
   "drizzle-kit migrate": (env) =>
     run([process.execPath, join(root, "node_modules/drizzle-kit/bin.cjs"), "migrate", "--config", drizzleConfig(env)], env),
-  "drizzle-orm migrate() script": (env) => run([process.execPath, join(root, "bench/migrator/drizzle-migrate.mjs")], env),
+  [DRIZZLE]: (env) => run([process.execPath, join(root, "bench/migrator/drizzle-migrate.mjs")], env),
+  [FLOOR]: (env) => run([process.execPath, join(root, "bench/migrator/pg-query.mjs")], env),
 };
-
-/**
- * The same compiled CLI bundled into one file with the esbuild drizzle-kit already brings, to
- * show what module loading costs; the shipped CLI is the unbundled dist.
- */
-function bundleCli() {
-  try {
-    const esbuild = createRequire(realpathSync(join(root, "node_modules/drizzle-kit/bin.cjs")))("esbuild");
-    const entry = join(scratch, "bundle-entry.mjs");
-    writeFileSync(
-      entry,
-      `import { runCli } from ${JSON.stringify(join(root, "packages/migrator/dist/cli.js"))};\nprocess.exitCode = await runCli(process.argv.slice(2), process.env);\n`,
-    );
-    const outfile = join(scratch, "yomu-migrate.bundle.mjs");
-    esbuild.buildSync({
-      entryPoints: [entry],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      outfile,
-      logLevel: "error",
-      // pg and prom-client still require() Node built-ins from inside an ES module.
-      banner: {
-        js: "import { createRequire as yomuCreateRequire } from 'node:module'; const require = yomuCreateRequire(import.meta.url);",
-      },
-    });
-    return outfile;
-  } catch (error) {
-    console.log(`(no esbuild bundle: ${error.message})`);
-    return undefined;
-  }
-}
 
 /** One process: wall time in ms, and peak RSS in KiB as GNU time reports it. */
 function run(argv, env) {
@@ -148,7 +118,7 @@ async function noop() {
   const dir = generate(20);
   const url = await freshDatabase("noop");
   const env = { DATABASE_URL: url, MIGRATIONS_DIR: dir };
-  tools["drizzle-orm migrate() script"](env);
+  tools[DRIZZLE](env);
   // One warm-up each (file cache, the history table's first row), then interleaved rounds so
   // drift on the machine touches every tool alike.
   for (const tool of Object.values(tools)) tool(env);
@@ -156,26 +126,27 @@ async function noop() {
   for (let i = 0; i < RUNS; i++) {
     for (const [name, tool] of Object.entries(tools)) samples[name].push(tool(env));
   }
-  const bare = median(samples["drizzle-orm migrate() script"].map((s) => s.ms));
+  const floor = median(samples[FLOOR].map((s) => s.ms));
+  const drizzle = median(samples[DRIZZLE].map((s) => s.ms));
   const rows = Object.entries(samples).map(([name, list]) => {
     const ms = median(list.map((s) => s.ms));
     const rss = Math.max(...list.map((s) => s.rssKiB));
-    return [name, ms.toFixed(0), (ms / bare).toFixed(2), mib(rss)];
+    return [name, ms.toFixed(0), (ms / floor).toFixed(2), (ms / drizzle).toFixed(2), mib(rss)];
   });
   console.log(`\nNo-op run, 20 migrations already applied (median of ${RUNS} runs each, interleaved; peak RSS is the max):\n`);
-  console.log(table(["tool", "wall ms (median)", "x bare script", "peak RSS MiB"], rows));
-  const yomu = median(samples["yomu-migrate up"].map((s) => s.ms));
+  console.log(table(["tool", "wall ms (median)", "x pg connect + SELECT 1", "x drizzle-orm script", "peak RSS MiB"], rows));
+  const yomu = median(samples[JOB].map((s) => s.ms));
   const kit = median(samples["drizzle-kit migrate"].map((s) => s.ms));
-  const yomuRss = Math.max(...samples["yomu-migrate up"].map((s) => s.rssKiB));
+  const yomuRss = Math.max(...samples[JOB].map((s) => s.rssKiB));
   console.log(
-    `\ntargets: faster than drizzle-kit migrate: ${yomu < kit ? "yes" : "NO"} (${(yomu / kit).toFixed(2)}x); ` +
-      `within 1.2x of the bare script: ${yomu <= 1.2 * bare ? "yes" : "NO"} (${(yomu / bare).toFixed(2)}x); ` +
-      `peak RSS under 80 MiB: ${yomuRss < 80 * 1024 ? "yes" : "NO"} (${mib(yomuRss)} MiB)`,
+    `\ntargets (the Job's bundle): faster than drizzle-kit migrate: ${yomu < kit ? "yes" : "NO"} (${(yomu / kit).toFixed(2)}x); ` +
+      `within 1.15x of pg connect + SELECT 1: ${yomu <= 1.15 * floor ? "yes" : "NO"} (${(yomu / floor).toFixed(2)}x); ` +
+      `peak RSS at most 56 MiB: ${yomuRss <= 56 * 1024 ? "yes" : "NO"} (${mib(yomuRss)} MiB)`,
   );
 }
 
 async function apply() {
-  const contenders = ["yomu-migrate up", "drizzle-orm migrate() script"];
+  const contenders = [JOB, DRIZZLE];
   const rows = [];
   const points = Object.fromEntries(contenders.map((c) => [c, []]));
   for (const size of SIZES) {
@@ -189,7 +160,7 @@ async function apply() {
       }
     }
     // The fastest run is the least disturbed by whatever else the machine is doing.
-    const bare = Math.min(...result["drizzle-orm migrate() script"].map((s) => s.ms));
+    const bare = Math.min(...result[DRIZZLE].map((s) => s.ms));
     for (const name of contenders) {
       const ms = Math.min(...result[name].map((s) => s.ms));
       points[name].push([size, ms]);
@@ -204,14 +175,23 @@ async function apply() {
     }
   }
   console.log(`\nApplying N generated migrations to a fresh database (3 statements each; fastest and median of ${APPLY_RUNS} runs):\n`);
-  console.log(table(["tool, N", "wall ms (min)", "wall ms (median)", "ms per migration", "x bare script", "peak RSS MiB"], rows));
+  console.log(table(["tool, N", "wall ms (min)", "wall ms (median)", "ms per migration", "x drizzle-orm script", "peak RSS MiB"], rows));
   console.log("");
+  const fits = {};
   for (const name of contenders) {
-    const { slope, intercept, r2 } = leastSquares(points[name]);
+    fits[name] = leastSquares(points[name]);
+    const { slope, intercept, r2 } = fits[name];
     console.log(
       `${name}: wall ms = ${intercept.toFixed(0)} + ${slope.toFixed(2)} x N (least squares, R^2 ${r2.toFixed(3)}; linear when R^2 is near 1)`,
     );
   }
+  const largest = SIZES.at(-1);
+  const total = points[JOB].at(-1)[1] / points[DRIZZLE].at(-1)[1];
+  const slopes = fits[JOB].slope / fits[DRIZZLE].slope;
+  console.log(
+    `\ntargets (the Job's bundle): per migration no dearer than drizzle's migrator: ${slopes <= 1 ? "yes" : "NO"} (slope ${slopes.toFixed(2)}x); ` +
+      `${largest} migrations in at most 0.9x its time: ${total <= 0.9 ? "yes" : "NO"} (${total.toFixed(2)}x)`,
+  );
 }
 
 function leastSquares(pairs) {

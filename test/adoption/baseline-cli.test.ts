@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { yomuMigrate } from "./support.js";
 
-// `yomu-migrate baseline` as a process: exit codes per CONTRACT.md, and no database needed.
+// `yomu-migrate baseline` as a process: exit codes per
+// specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md, and no database needed.
 
 const generated = `CREATE TABLE "t" (\n\t"id" integer PRIMARY KEY NOT NULL\n);\n--> statement-breakpoint\nCREATE INDEX "t_id_idx" ON "t" USING btree ("id");`;
 

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { duplicates, loadLegacySchema, migrationsDir, readCatalog, root, yomuMigrate } from "./support.js";
 
-// CONTRACT.md: `drizzle-kit migrate` and yomu-migrate take turns on one database. The baseline is
+// specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md:
+// `drizzle-kit migrate` and yomu-migrate take turns on one database. The baseline is
 // plain SQL in drizzle-kit's own file format, so drizzle-kit adopts an init.sql database just as
 // yomu-migrate does, and yomu-migrate then sees it as current.
 

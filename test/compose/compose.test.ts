@@ -127,7 +127,7 @@ describe("docker-compose.yml", () => {
 
   it("runs the migrations, then the server", () => {
     const script = commandOf(api).join(" ");
-    expect(script).toMatch(/node apps\/api\/dist\/shared\/db\/migrate\.js && exec node apps\/api\/dist\/main\.js/);
+    expect(script).toMatch(/node packages\/migrator\/dist\/yomu-migrate\.mjs && exec node apps\/api\/dist\/main\.js/);
   });
 });
 

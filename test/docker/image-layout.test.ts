@@ -159,15 +159,16 @@ describe("the runtime image's /app, assembled from apps/api/Dockerfile", () => {
     expect(existsSync(join(app, "drizzle/migrations/meta/_journal.json"))).toBe(true);
   });
 
-  it("runs the migrations with node apps/api/dist/shared/db/migrate.js, arguments passed through", async () => {
+  it("runs the migrations with the bundled node packages/migrator/dist/yomu-migrate.mjs, over /app's drizzle/migrations", async () => {
     const url = { DATABASE_URL: db.url };
-    const pending = await finish(inImage(["apps/api/dist/shared/db/migrate.js", "status", "--require-current"], url));
+    const cli = "packages/migrator/dist/yomu-migrate.mjs";
+    const pending = await finish(inImage([cli, "status", "--require-current"], url));
     expect(pending.stderr).toBe("");
     expect(pending.code).toBe(5);
-    const up = await finish(inImage(["apps/api/dist/shared/db/migrate.js"], url));
+    const up = await finish(inImage([cli, "up"], url));
     expect(up.code).toBe(0);
     expect(up.stdout).toContain('"status":"applied"');
-    expect((await finish(inImage(["apps/api/dist/shared/db/migrate.js", "status", "--require-current"], url))).code).toBe(0);
+    expect((await finish(inImage([cli, "status", "--require-current"], url))).code).toBe(0);
   });
 
   it("serves with node apps/api/dist/main.js and stops on SIGTERM", async () => {

@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig, parseDuration, settings } from "@yomu/migrator";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { Job } from "kubernetes-models/batch/v1";
 import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
+import { parseConfig, settings } from "../../packages/migrator/src/config.js";
+import { parseDuration } from "../../packages/migrator/src/duration.js";
 import {
   argvOf,
   configMap,
@@ -84,14 +85,14 @@ describe("migration Job (T009-T013)", () => {
     expect(pod.containers).toHaveLength(1);
   });
 
-  it("runs the compiled db:migrate entry of the yomu-api image (T010)", () => {
+  it("runs the CLI's one bundled file from the yomu-api image, from /app where its default folder is (T010)", () => {
     expect(migrate.image.split(":")[0]).toBe(IMAGE);
-    expect(argvOf(migrate)).toEqual(["node", "apps/api/dist/shared/db/migrate.js", "up"]);
+    expect(argvOf(migrate)).toEqual(["node", "packages/migrator/dist/yomu-migrate.mjs", "up"]);
     expect(migrate.workingDir).toBe("/app");
-    // The same entry point `pnpm --filter @yomu/api db:migrate` runs, so the two cannot drift.
-    const api = JSON.parse(readFileSync(join(repoRoot, "apps/api/package.json"), "utf8"));
-    expect(api.scripts["db:migrate"]).toBe("node dist/shared/db/migrate.js");
-    expect(existsSync(join(repoRoot, "apps/api/src/shared/db/migrate.ts"))).toBe(true);
+    // The file `pnpm build` writes (packages/migrator/bundle.mjs), and the default folder it reads from /app.
+    expect(existsSync(join(repoRoot, "packages/migrator/dist/yomu-migrate.mjs"))).toBe(true);
+    expect(settings.find((s) => s.key === "dir")?.fallback).toBe("drizzle/migrations");
+    expect(migrate.env.map((e: Obj) => e.name)).not.toContain("MIGRATIONS_DIR");
   });
 
   it("takes its settings from the ConfigMap and the database URL from the Secret (T011)", () => {
@@ -240,7 +241,7 @@ describe("Deployment and Service yomu-api", () => {
   it("holds every pod in an init container until `status --require-current` passes, within a bound", () => {
     expect(pod.initContainers.map((c: Obj) => c.name)).toEqual(["wait-for-schema"]);
     const script = argvOf(wait).join(" ");
-    expect(script).toContain("node apps/api/dist/shared/db/migrate.js status --require-current");
+    expect(script).toContain("node packages/migrator/dist/yomu-migrate.mjs status --require-current");
     const env = Object.fromEntries((wait.env as Obj[]).map((e) => [e.name, e.value]));
     const bound = Number(env.SCHEMA_WAIT_SECONDS);
     expect(bound).toBeGreaterThan(0);

@@ -1,4 +1,4 @@
-import type { Logger } from "@yomu/migrator";
+import type { Logger } from "@yomu/migrator/log";
 import { Hono } from "hono";
 import { healthRoutes } from "./routes/health.js";
 import { userRoutes } from "./routes/users.js";

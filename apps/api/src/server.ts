@@ -1,6 +1,7 @@
 import { createServer } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
-import { describeDatabase, type Logger } from "@yomu/migrator";
+import { describeDatabase } from "@yomu/migrator";
+import type { Logger } from "@yomu/migrator/log";
 import { createApp } from "./app.js";
 import { createDatabase } from "./shared/db/client.js";
 import { createReadinessCheck } from "./shared/readiness.js";

@@ -11,8 +11,8 @@ import { readStatus, type Status } from "./status.js";
 
 /**
  * The `yomu-migrate` command line: parses `argv` and `env`, runs the command, and returns the
- * exit code (the table in specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md) instead
- * of exiting. Every stdout line is JSON when stdout is not a terminal.
+ * exit code (ExitCode in errors.ts; the table in specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md)
+ * instead of exiting. Every stdout line is JSON when stdout is not a terminal.
  *
  * @example process.exitCode = await runCli(["status", "--json"], process.env);
  */

@@ -1,4 +1,7 @@
-/** Exit codes shared by every command; the table in specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md. */
+/**
+ * Exit codes shared by every command: the one source for the tables in README.md and
+ * specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md (test/docs/exit-codes.test.ts checks them).
+ */
 export const ExitCode = {
   ok: 0,
   migrationFailed: 1,
@@ -10,6 +13,19 @@ export const ExitCode = {
   unreachable: 7,
   internal: 8,
 } as const;
+
+/** What each exit code tells the caller, as the docs' tables print it. */
+export const exitCodeMeanings: Readonly<Record<keyof typeof ExitCode, string>> = {
+  ok: "success: applied, nothing to do, clean",
+  migrationFailed: "a migration failed and was rolled back, or `down` could not run (nothing half-applied)",
+  usage: "usage or configuration error, every problem listed at once",
+  lockTimeout: "gave up waiting for another runner's advisory lock (retryable)",
+  verificationFailed: "verification failed: a changed or out-of-order file, or schema drift",
+  notCurrent: "not current: `status --require-current` while migrations are pending",
+  lintViolations: "lint findings, or an opt-in plan gate tripped",
+  unreachable: "database unreachable after retries, or the connection was lost mid-run (retryable)",
+  internal: "internal error: a bug, the message says what failed",
+};
 
 export type ErrorCode =
   | "CONFIG_INVALID"

@@ -1,24 +1,20 @@
-export { applyRun, type PreparedRun, prepareRun } from "./applier.js";
-export { BASELINE_TAG, baselineFile, rewriteBaseline } from "./baseline.js";
-export { runCli } from "./cli.js";
-export { type Config, parseConfig, settings } from "./config.js";
-export { connect, describeDatabase } from "./connection.js";
-export { type DownOptions, type DownResult, downFile, rollBack } from "./down.js";
-export { type Drift, detectDrift } from "./drift.js";
-export { DRIZZLE_SCHEMA, DRIZZLE_TABLE, readApplied } from "./drizzle-table.js";
-export { parseDuration } from "./duration.js";
+// The library face of @yomu/migrator: functions that return results and emit events, never
+// writing to the console, exiting or installing signal handlers. The command line is
+// `@yomu/migrator/cli`; the JSON-lines sink that writes events to stdout is `@yomu/migrator/log`.
+export { baselineFile, rewriteBaseline } from "./baseline.js";
+export { describeDatabase } from "./connection.js";
+export { type DownOptions, type DownResult, rollBack } from "./down.js";
+export { readApplied } from "./drizzle-table.js";
 export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js";
 export type { EventName, EventOf, MigratorEvents } from "./events.js";
-export { HISTORY_TABLE, type HistoryRow, recentRuns } from "./history.js";
-export { type Migration, NO_TRANSACTION_MARKER, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
-export { changedMigrations, type Finding, lint } from "./lint.js";
-export { lockHolder, MIGRATION_LOCK_KEY, withAdvisoryLock } from "./lock.js";
+export { type Migration, readMigrations } from "./journal.js";
+export { type Finding, lint } from "./lint.js";
+export { MIGRATION_LOCK_KEY } from "./lock.js";
 export { gateViolations, type LockPlan, type LockPlanOptions, type PlannedStatement, planLocks } from "./lock-plan.js";
 export { planJson, planMarkdown, planTable } from "./lock-plan-report.js";
-export { createLogger, type EventSink, type Logger, type MigratorEvent, redact, type Severity } from "./log.js";
-export { METRICS_JOB, pushMetrics, renderMetrics } from "./metrics.js";
+export { type EventSink, type MigratorEvent, redact, type Severity } from "./log.js";
+export { pushMetrics, renderMetrics } from "./metrics.js";
 export { type AppliedRow, type Plan, planMigrations } from "./plan.js";
-export { defaults, type RunOptions, type RunResult, runMigrations } from "./runner.js";
-export { readLatestSnapshot, type Snapshot } from "./snapshot.js";
+export { type RunOptions, type RunResult, runMigrations } from "./runner.js";
 export { readStatus, type Status } from "./status.js";
 export { type VerifyProblem, type VerifyResult, verify } from "./verify.js";

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { MigratorError } from "./errors.js";
 
 /**
@@ -40,6 +40,12 @@ export function scanMigrationFile(path: string, shown: string): FileFacts {
   const hash = createHash("sha256");
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   const buffer = Buffer.alloc(CHUNK_BYTES);
+  // A folder or a socket where the journal names a file would otherwise surface as a bare EISDIR.
+  if (!statSync(path, { throwIfNoEntry: false })?.isFile()) {
+    throw new MigratorError("JOURNAL_INVALID", `${shown} is not a file`, {
+      hint: "each journal entry needs its .sql file; restore it from git or regenerate with drizzle-kit generate",
+    });
+  }
   const fd = openSync(path, "r");
   let bytes = 0;
   let bom = false;

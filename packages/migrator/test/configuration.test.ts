@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { type CliRun, only, runCli } from "./support/cli.js";
@@ -268,20 +269,35 @@ describe("timeouts turned off on purpose", () => {
 });
 
 describe("an error nobody anticipated", () => {
-  it("exits 8 with a one-line message naming what failed, never 1 and never a stack", async () => {
-    // A journal entry whose .sql is a directory: drizzle-orm throws a plain Error the CLI never expected.
+  it("exits 8 with a one-line message naming the command and the fault, never 1 and never a stack", async () => {
+    // The fault is injected into the CLI process: reading a migration file throws a TypeError.
+    const fault = fileURLToPath(new URL("./support/inject-fault.mjs", import.meta.url));
+    const folder = new MigrationsFolder([{ name: "fine", statements: ["SELECT 1;"] }]);
+    try {
+      const run = await runCli(["status"], { DATABASE_URL: validUrl(), MIGRATIONS_DIR: folder.dir, NODE_OPTIONS: `--import=${fault}` });
+      expect(run.code).toBe(8);
+      const error = only(run, "migration.error");
+      expect(error).toMatchObject({ code: "INTERNAL", severity: "ERROR" });
+      expect(error.message).toMatch(/^internal error in status: injected fault/);
+      expectNoStackTrace(run);
+      expect(run.otherLines).toEqual([]);
+    } finally {
+      folder.remove();
+    }
+  });
+
+  it("a folder where the journal names a .sql file is a journal error (exit 2) naming the file, not a bug", async () => {
     const odd = new MigrationsFolder([{ name: "odd", statements: ["SELECT 1;"] }]);
     try {
       const file = odd.byName("odd").file;
       rmSync(file);
       mkdirSync(file);
       const run = await runCli(["status"], { DATABASE_URL: validUrl(), MIGRATIONS_DIR: odd.dir });
-      expect(run.code).toBe(8);
+      expect(run.code).toBe(2);
       const error = only(run, "migration.error");
-      expect(error).toMatchObject({ code: "INTERNAL", severity: "ERROR" });
-      expect(error.message).toMatch(/^internal error in status: .*odd\.sql/);
+      expect(error).toMatchObject({ code: "JOURNAL_INVALID" });
+      expect(error.message).toMatch(/odd\.sql is not a file/);
       expectNoStackTrace(run);
-      expect(run.otherLines).toEqual([]);
     } finally {
       odd.remove();
     }

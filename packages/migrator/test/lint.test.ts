@@ -17,7 +17,7 @@ function lint(args: string[], options: { cwd?: string; env?: Record<string, stri
     env: { PATH: process.env.PATH, ...options.env },
     encoding: "utf8",
   });
-  // Not a terminal: every stdout line is a JSON event (CONTRACT.md, Logs).
+  // Not a terminal: every stdout line is a JSON event (specs/114-drizzle-kit-k8s-migration/contracts/migrator-cli.md, Output).
   const events = run.stdout
     .split("\n")
     .filter((l) => l.trim() !== "")

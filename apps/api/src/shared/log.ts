@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from "@yomu/migrator";
+import { createLogger, type Logger } from "@yomu/migrator/log";
 
 /** JSON lines on stdout, in the same shape as the migrator's (`time`, `severity`, `message`, `event`). */
 export function createAppLogger(options: { secrets?: string[]; write?: (line: string) => void } = {}): Logger {

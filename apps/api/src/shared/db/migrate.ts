@@ -1,4 +1,4 @@
-import { runCli } from "@yomu/migrator";
+import { runCli } from "@yomu/migrator/cli";
 import { migrationsDir } from "../migrations.js";
 
 // `pnpm db:migrate` (T004, T008): the yomu-migrate CLI with this build's migrations folder as
