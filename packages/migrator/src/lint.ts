@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { BaseJournal } from "./changed-migrations.js";
 import { MigratorError } from "./errors.js";
 import { NO_TRANSACTION_MARKER, STATEMENT_BREAKPOINT } from "./journal.js";
+import { readMigrationText } from "./migration-file.js";
 import { loadSqlParser, type ParsedMigration, type RelationName, type SqlStatement } from "./sql/parser.js";
 import { runSquawk } from "./squawk.js";
 
@@ -112,7 +113,8 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
   for (const file of options.files) {
     if (!existsSync(file)) throw new MigratorError("CONFIG_INVALID", `${file}: no such migration file`);
     if (project?.excludedPaths.some((pattern) => matches(pattern, basename(file)))) continue;
-    const text = readFileSync(file, "utf8");
+    // Read as up reads it: refused naming the line when not UTF-8, a BOM left out of the SQL.
+    const { text } = readMigrationText(file);
     const pieces = text.split(STATEMENT_BREAKPOINT);
     const parsed = parser.parseMigration(pieces);
     const noTransaction = (pieces[0] ?? "").trimStart().split("\n", 1)[0]?.trim() === NO_TRANSACTION_MARKER;

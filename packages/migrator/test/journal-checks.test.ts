@@ -167,7 +167,8 @@ describe("status and verify warn as up does, from the same reader", () => {
       { name: "empty", statements: [] },
     ]);
     try {
-      const [authors, empty] = folders.migrations as [{ file: string; text: string }, { file: string }];
+      const [authors, empty] = folders.migrations;
+      if (!authors || !empty) throw new Error("two migrations generated");
       writeFileSync(authors.file, `\ufeff${authors.text}`);
       writeFileSync(empty.file, "\n");
       await expectSameWarnings(folders.dir, ["byte-order-mark", "empty-file"]);
