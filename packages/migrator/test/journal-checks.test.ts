@@ -161,7 +161,7 @@ describe("status and verify warn as up does, from the same reader", () => {
     await expectSameWarnings(folder.dir, ["when-backwards", "not-in-journal", "byte-order-mark"]);
   });
 
-  it("in drizzle-kit 1.0's layout: a BOM and an empty file", async () => {
+  it("in drizzle-kit 1.0's layout: a BOM, an empty file, .sql files outside the folders", async () => {
     const folders = new MigrationFolders([
       { name: "authors", statements: ["CREATE TABLE authors (id serial PRIMARY KEY);"] },
       { name: "empty", statements: [] },
@@ -171,7 +171,15 @@ describe("status and verify warn as up does, from the same reader", () => {
       if (!authors || !empty) throw new Error("two migrations generated");
       writeFileSync(authors.file, `\ufeff${authors.text}`);
       writeFileSync(empty.file, "\n");
-      await expectSameWarnings(folders.dir, ["byte-order-mark", "empty-file"]);
+      // Left loose beside the folders: a file `drizzle-kit up` did not move, a down file in 0.x's place.
+      writeFileSync(join(folders.dir, "0130_abandoned.sql"), "CREATE TABLE abandoned (id int);\n");
+      writeFileSync(join(folders.dir, `${folders.tags[1]}.down.sql`), "SELECT 1;\n");
+      await expectSameWarnings(folders.dir, ["not-in-a-folder", "not-in-a-folder", "byte-order-mark", "empty-file"]);
+      expect(await tableExists(db.url, "abandoned")).toBe(false);
+      const status = await runCli(["status"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folders.dir });
+      expect(warnings(status).map((w) => w.message)).toContain(
+        `${join(folders.dir, `${folders.tags[1]}.down.sql`)} is not read: down takes a drizzle-kit 1.0 migration's reverse from ${join(folders.dir, folders.tags[1] as string, "down.sql")}`,
+      );
     } finally {
       folders.remove();
     }
