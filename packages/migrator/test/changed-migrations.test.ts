@@ -1,7 +1,7 @@
 // `lint --base` and `plan --base` in a real git repository, for both drizzle-kit layouts: what
 // changed since the base is found from the folder as `up` reads it, and the out-of-order rule
 // compares with the base branch's own folder.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { changedMigrations } from "../src/changed-migrations.js";
-import { CLI } from "./support/cli.js";
+import { eventsNamed, runCli } from "./support/cli.js";
 import { MigrationFolders, type MigrationSpec, MigrationsFolder } from "./support/migrations.js";
 
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
@@ -63,16 +63,10 @@ function history(baseLayout: Layout, branchLayout: Layout = baseLayout): { tags:
   return { tags };
 }
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const run = spawnSync(process.execPath, [CLI, ...args], { cwd: work, env: { PATH: process.env.PATH, ...env }, encoding: "utf8" });
-  const events = run.stdout
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const findings = events
-    .filter((e) => e.event === "migration.lint.finding")
-    .map((e) => ({ file: e.file as string, rule: e.rule as string, message: e.message as string }));
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr, events, findings };
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const run = await runCli(args, env, { cwd: work });
+  const findings = eventsNamed(run, "migration.lint.finding").map((e) => ({ file: e.file, rule: e.rule, message: e.message }));
+  return { ...run, findings };
 }
 
 afterEach(() => {
@@ -81,9 +75,9 @@ afterEach(() => {
 });
 
 describe.each(["journal", "folders"] as const)("lint --base on drizzle-kit's %s layout", (layout) => {
-  it("lints the migration added since the base, and finds it older than the base's newest", () => {
+  it("lints the migration added since the base, and finds it older than the base's newest", async () => {
     const { tags } = history(layout);
-    const run = cli(["lint", "--base", "main", "--dir", "migrations"]);
+    const run = await cli(["lint", "--base", "main", "--dir", "migrations"]);
     expect(run.code, run.stdout + run.stderr).toBe(6);
     const file = sqlPath(layout, tags[1] as string);
     expect(run.findings.map((f) => [f.file, f.rule])).toEqual([
@@ -111,9 +105,9 @@ describe.each(["journal", "folders"] as const)("lint --base on drizzle-kit's %s 
 });
 
 describe("lint --base on the branch that moves the folder to drizzle-kit 1.0's layout", () => {
-  it("lints every renamed migration but finds none out of order", () => {
+  it("lints every renamed migration but finds none out of order", async () => {
     history("journal", "folders");
-    const run = cli(["lint", "--base", "main", "--dir", "migrations"]);
+    const run = await cli(["lint", "--base", "main", "--dir", "migrations"]);
     // One deploy: the column dropped is on a table the same deploy creates, so nothing is found.
     expect(run.findings).toEqual([]);
     expect(run.events.find((e) => e.event === "migration.lint.finished")?.files).toBe(2);
@@ -129,9 +123,9 @@ describe.each(["journal", "folders"] as const)("plan --base on drizzle-kit's %s 
     await db.drop();
   });
 
-  it("traces only the migration added since the base, on a copy built from the others", () => {
+  it("traces only the migration added since the base, on a copy built from the others", async () => {
     const { tags } = history(layout);
-    const run = cli(["plan", "--json", "--base", "main", "--dir", "migrations"], { DATABASE_URL: db.url });
+    const run = await cli(["plan", "--json", "--base", "main", "--dir", "migrations"], { DATABASE_URL: db.url });
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const plan = JSON.parse(run.stdout) as { migrations: Array<{ tag: string; statements: Array<{ locks: unknown[] }> }> };
     expect(plan.migrations.map((m) => m.tag)).toEqual([tags[1]]);

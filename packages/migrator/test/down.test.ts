@@ -28,15 +28,9 @@ describe("down migrations", () => {
     db = await createTestDatabase("down");
     writeDown("create_items", "DROP TABLE items;\n");
     writeDown("add_done", "ALTER TABLE items DROP COLUMN done;\n");
-    // Only the first migration applied, for comparison.
-    const single = new MigrationsFolder([
-      { name: "create_lists", statements: ["CREATE TABLE lists (id serial PRIMARY KEY, name text NOT NULL)"] },
-    ]);
-    const other = await createTestDatabase("down_ref");
-    expect((await runCli([], { DATABASE_URL: other.url, MIGRATIONS_DIR: single.dir })).code).toBe(0);
-    afterFirst = await readCatalog(other);
-    await other.drop();
-    single.remove();
+    afterFirst = await catalogAfter(
+      new MigrationsFolder([{ name: "create_lists", statements: ["CREATE TABLE lists (id serial PRIMARY KEY, name text NOT NULL)"] }]),
+    );
   });
   afterAll(async () => {
     await db.drop();
@@ -103,12 +97,7 @@ describe("down migrations in drizzle-kit 1.0's layout: down.sql inside the migra
 
   beforeAll(async () => {
     db = await createTestDatabase("down_v1");
-    const single = new MigrationFolders(specs.slice(0, 1));
-    const other = await createTestDatabase("down_v1_ref");
-    expect((await runCli([], { DATABASE_URL: other.url, MIGRATIONS_DIR: single.dir })).code).toBe(0);
-    afterFirst = await readCatalog(other);
-    await other.drop();
-    single.remove();
+    afterFirst = await catalogAfter(new MigrationFolders(specs.slice(0, 1)));
   });
   afterAll(async () => {
     await db.drop();
@@ -155,6 +144,18 @@ describe("down migrations in drizzle-kit 1.0's layout: down.sql inside the migra
     expect((await runCli([], env())).events.find((e) => e.event === "migration.run.finished")).toMatchObject({ status: "noop" });
   });
 });
+
+/** The catalog `up` of this folder alone builds on a fresh database, for comparison; removes the folder. */
+async function catalogAfter(folder: { dir: string; remove(): void }): Promise<Catalog> {
+  const other = await createTestDatabase("down_ref");
+  try {
+    expect((await runCli([], { DATABASE_URL: other.url, MIGRATIONS_DIR: folder.dir })).code).toBe(0);
+    return await readCatalog(other);
+  } finally {
+    await other.drop();
+    folder.remove();
+  }
+}
 
 function eventsOf(run: { events: Array<{ event: string; tag?: unknown }> }, name: string): unknown[] {
   return run.events.filter((e) => e.event === name).map((e) => e.tag);
