@@ -69,6 +69,7 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
   const { readMigrations } = await import("./journal.js");
   let files = config.files;
   let base: BaseJournal | undefined;
+  const format = config.json ? "json" : config.format;
   if (files.length === 0 && config.base) {
     const changed = await changedMigrations(config.dir, config.base);
     files = changed.files;
@@ -78,14 +79,13 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
       databaseUrl: config.databaseUrl,
       dir: config.dir,
       connectTimeoutMs: config.connectTimeoutMs,
-      onEvent: log,
+      onEvent: outputIsWhole(format) ? besideOutput(log) : log,
     });
     const byTag = new Map(readMigrations(config.dir).map((m) => [m.tag, m.file]));
     files = state.pending.map((tag) => byTag.get(tag) as string);
   }
   // Pending files and those changed since --base ship in one deploy; named files are judged alone.
   const findings = await lint({ files, base, deployTogether: config.files.length === 0 });
-  const format = config.json ? "json" : config.format;
   if (format === "json") process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
   else if (format === "markdown") process.stdout.write(lintMarkdown(files, findings));
   else if (config.logFormat === "pretty" || format === "table") {
@@ -109,6 +109,19 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
     });
   }
   return findings.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
+}
+
+/** JSON and Markdown output is read whole by another program: nothing else may share stdout. */
+function outputIsWhole(format: string | undefined): boolean {
+  return format === "json" || format === "markdown";
+}
+
+/** Journal warnings said on stderr, as plan's gate speaks there, so stdout stays the output alone. */
+function besideOutput(log: Logger): EventSink {
+  return (event) => {
+    if (event.event === "migration.journal.warning") process.stderr.write(`yomu-migrate: warning: ${event.message}\n`);
+    else log(event);
+  };
 }
 
 function lintMarkdown(files: readonly string[], findings: readonly Finding[]): string {

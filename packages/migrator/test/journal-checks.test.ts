@@ -184,4 +184,18 @@ describe("status and verify warn as up does, from the same reader", () => {
       folders.remove();
     }
   });
+
+  it("lint of the pending files says them on stderr when its output is JSON or Markdown, read whole", async () => {
+    writeFileSync(join(folder.dir, "0099_orphan.sql"), "SELECT 1;\n");
+    const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir };
+    const markdown = await runCli(["lint", "--format", "markdown"], env);
+    expect(markdown.code, markdown.stdout + markdown.stderr).toBe(0);
+    expect(markdown.stdout.startsWith("### Lint\n")).toBe(true);
+    expect(markdown.stderr).toContain("yomu-migrate: warning: ");
+    expect(markdown.stderr).toContain("0099_orphan.sql is not in meta/_journal.json");
+    const json = await runCli(["lint", "--json"], env);
+    expect(JSON.parse(json.stdout)).toMatchObject({ files: [folder.migrations[0]?.file] });
+    const events = await runCli(["lint"], env);
+    expect(warnings(events).map((w) => w.code)).toEqual(["not-in-journal"]);
+  });
 });
