@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { forgetApplied, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink } from "./events.js";
-import { type Migration, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
+import { type Migration, readMigrationFolder, reportJournalWarnings, STATEMENT_BREAKPOINT } from "./journal.js";
 import { readMigrationText } from "./migration-file.js";
 import { type Plan, planMigrations } from "./plan.js";
 import { sessionSettings } from "./runner.js";
@@ -64,7 +64,8 @@ export async function rollBack(options: DownOptions): Promise<DownResult> {
     if ((options.to === undefined) === (options.steps === undefined)) {
       throw new MigratorError("CONFIG_INVALID", "down needs exactly one of --to TAG or --steps N");
     }
-    const migrations = readMigrations(options.dir);
+    const { migrations, warnings } = readMigrationFolder(options.dir);
+    reportJournalWarnings(warnings, settings.onEvent);
     work = (session) => rollBackIn(session, migrations, options);
   } catch (error) {
     work = error instanceof MigratorError ? error : new MigratorError("JOURNAL_INVALID", String((error as Error)?.message ?? error));

@@ -61,7 +61,7 @@ export interface MigrationFolder {
 
 /**
  * Says each warning as a `migration.journal.warning` event: the one way every command that reads
- * a folder (up, status, verify) reports what drizzle would apply without a word.
+ * a folder (up, status, verify, down) reports what drizzle would apply without a word.
  *
  * @example
  *   const folder = readMigrationFolder(dir);

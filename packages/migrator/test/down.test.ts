@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Catalog, readCatalog } from "../../../test/support/catalog.js";
@@ -108,8 +108,13 @@ describe("down migrations in drizzle-kit 1.0's layout: down.sql inside the migra
     expect((await runCli([], env())).code).toBe(0);
     afterAll3 = await readCatalog(db);
     writeFileSync(downOf(2), "ALTER TABLE items DROP COLUMN done;\n");
+    // Written where 0.x keeps it: not read, and down says where it goes.
+    const misplaced = join(folder.dir, `${folder.tags[1]}.down.sql`);
+    writeFileSync(misplaced, "DROP TABLE items;\n");
     const run = await runCli(["down", "--steps", "2"], env());
+    rmSync(misplaced);
     expect(run.code).toBe(1);
+    expect(only(run, "migration.journal.warning").message).toContain(`down takes a drizzle-kit 1.0 migration's reverse from ${downOf(1)}`);
     expect(only(run, "migration.failed").message).toContain(
       `no down migration for ${join(folder.dir, folder.tags[1] as string, "down.sql")};`,
     );
