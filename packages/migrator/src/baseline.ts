@@ -1,7 +1,8 @@
 // One file for the baseline rewrite: the statement shapes it knows, the catalog guards it writes
 // and the token cursor it reads them with belong together, and split they would share most types.
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { MigratorError } from "./errors.js";
+import { readMigrationText } from "./migration-file.js";
 import { loadSqlParser, type SqlParser, STATEMENT_BREAKPOINT } from "./sql/parser.js";
 
 /**
@@ -109,9 +110,12 @@ export async function baselineFile(file: string, options: { check?: boolean } = 
       hint: "pass the .sql file drizzle-kit generated, e.g. drizzle/migrations/<timestamp>_initial_schema.sql",
     });
   }
-  const result = await rewriteBaseline(readFileSync(file, "utf8"), file);
+  // Read as up reads it: refused naming the line when not UTF-8; a BOM parsed without, and kept
+  // where it was, so the only bytes baseline changes are the statements it rewrites.
+  const { text, bom } = readMigrationText(file);
+  const result = await rewriteBaseline(text, file);
   const written = result.changed && !options.check;
-  if (written) writeFileSync(file, result.sql);
+  if (written) writeFileSync(file, bom ? `\ufeff${result.sql}` : result.sql);
   return { ...result, file, written };
 }
 

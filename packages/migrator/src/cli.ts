@@ -1,8 +1,8 @@
 import { createRequire } from "node:module";
-import { basename } from "node:path";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
+import type { EventSink } from "./events.js";
 import type { BaseJournal, Finding } from "./lint.js";
 import { createLogger, type Logger, type MigratorEvent, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
@@ -71,6 +71,7 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
   const { readMigrations } = await import("./journal.js");
   let files = config.files;
   let base: BaseJournal | undefined;
+  const format = config.json ? "json" : config.format;
   if (files.length === 0 && config.base) {
     const changed = await changedMigrations(config.dir, config.base);
     files = changed.files;
@@ -80,14 +81,13 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
       databaseUrl: config.databaseUrl,
       dir: config.dir,
       connectTimeoutMs: config.connectTimeoutMs,
-      onEvent: log,
+      onEvent: outputIsWhole(format) ? besideOutput(log) : log,
     });
     const byTag = new Map(readMigrations(config.dir).map((m) => [m.tag, m.file]));
     files = state.pending.map((tag) => byTag.get(tag) as string);
   }
   // Pending files and those changed since --base ship in one deploy; named files are judged alone.
   const findings = await lint({ files, base, deployTogether: config.files.length === 0 });
-  const format = config.json ? "json" : config.format;
   if (format === "json") process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
   else if (format === "markdown") process.stdout.write(lintMarkdown(files, findings));
   else if (config.logFormat === "pretty" || format === "table") {
@@ -113,6 +113,19 @@ async function lintCommand(config: Config, log: Logger): Promise<number> {
   return findings.length > 0 ? ExitCode.lintViolations : ExitCode.ok;
 }
 
+/** JSON and Markdown output is read whole by another program: nothing else may share stdout. */
+function outputIsWhole(format: string | undefined): boolean {
+  return format === "json" || format === "markdown";
+}
+
+/** Journal warnings said on stderr, as plan's gate speaks there, so stdout stays the output alone. */
+function besideOutput(log: Logger): EventSink {
+  return (event) => {
+    if (event.event === "migration.journal.warning") process.stderr.write(`yomu-migrate: warning: ${event.message}\n`);
+    else log(event);
+  };
+}
+
 function lintMarkdown(files: readonly string[], findings: readonly Finding[]): string {
   const lines = ["### Lint", "", `${findings.length} finding(s) in ${files.length} migration file(s).`, ""];
   if (findings.length > 0) lines.push("| where | rule | finding |", "| --- | --- | --- |");
@@ -129,7 +142,7 @@ async function planCommand(config: Config, log: Logger): Promise<number> {
   const report = await import("./lock-plan-report.js");
   const format = config.json ? "json" : (config.format ?? (config.logFormat === "pretty" ? "table" : "events"));
   const changed = config.base ? await (await import("./lint.js")).changedMigrations(config.dir, config.base) : undefined;
-  const only = changed?.files.map((file) => basename(file, ".sql"));
+  const only = changed?.migrations.map((m) => m.tag);
   const plan = await planLocks({
     databaseUrl: config.databaseUrl,
     dir: config.dir,
@@ -248,7 +261,7 @@ async function status(config: Config, log: Logger): Promise<number> {
     databaseUrl: config.databaseUrl,
     dir: config.dir,
     connectTimeoutMs: config.connectTimeoutMs,
-    onEvent: log,
+    onEvent: resultCarriesWarnings(config, log),
   });
   if (config.json) process.stdout.write(`${JSON.stringify(state)}\n`);
   else if (config.logFormat === "pretty") process.stdout.write(`${statusTable(state, config)}\n`);
@@ -305,8 +318,14 @@ function warningsToStderr(config: Config): (event: MigratorEvent) => void {
     secrets: secrets.filter((p): p is string => Boolean(p)),
   });
   return (event) => {
-    if (event.severity !== "DEBUG" && event.severity !== "INFO") log(event);
+    // The printed result holds the journal warnings already.
+    if (event.severity !== "DEBUG" && event.severity !== "INFO" && event.event !== "migration.journal.warning") log(event);
   };
+}
+
+/** With --json the printed result holds the journal warnings, so they are not printed again as events. */
+function resultCarriesWarnings(config: Config, log: Logger): EventSink {
+  return config.json ? (event) => event.event !== "migration.journal.warning" && log(event) : log;
 }
 
 function statusTable(state: Status, config: Config): string {

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { forgetApplied, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink } from "./events.js";
-import { type Migration, readMigrations, STATEMENT_BREAKPOINT } from "./journal.js";
+import { type Migration, readMigrationFolder, reportJournalWarnings, STATEMENT_BREAKPOINT } from "./journal.js";
+import { readMigrationText } from "./migration-file.js";
 import { type Plan, planMigrations } from "./plan.js";
 import { sessionSettings } from "./runner.js";
 import { type RunRecord, runSession, type Session, type WorkOutcome } from "./session.js";
@@ -34,13 +35,22 @@ export interface DownResult extends Omit<RunRecord, "status" | "changed" | "comm
   rolledBack: string[];
 }
 
-/** The hand-written reverse of `<tag>.sql`, beside it. */
-export function downFile(dir: string, tag: string): string {
-  return join(dir, `${tag}.down.sql`);
+/**
+ * Where a migration's hand-written reverse lives, beside its SQL in either layout: `<tag>.down.sql`
+ * next to drizzle-kit 0.x's `<tag>.sql`, `down.sql` inside drizzle-kit 1.0's `<tag>/` folder next
+ * to its `migration.sql` (drizzle reads neither).
+ *
+ * @example
+ *   downFile({ file: "drizzle/0003_add_tags.sql" }); // "drizzle/0003_add_tags.down.sql"
+ *   downFile({ file: "drizzle/20260301120000_add_tags/migration.sql", name: "20260301120000_add_tags" });
+ *   // "drizzle/20260301120000_add_tags/down.sql"
+ */
+export function downFile(migration: Pick<Migration, "file" | "name">): string {
+  return migration.name === undefined ? migration.file.replace(/\.sql$/, ".down.sql") : join(dirname(migration.file), "down.sql");
 }
 
 /**
- * Rolls back the newest applied migrations with their hand-written `<tag>.down.sql` files, newest
+ * Rolls back the newest applied migrations with their hand-written down files (`downFile`), newest
  * first, in one transaction under the migration lock, and removes their rows from drizzle's table.
  * Takes the same path as `up`: session checks, lock, signals, events and history row.
  * Refuses before changing anything when a down file is missing.
@@ -54,7 +64,8 @@ export async function rollBack(options: DownOptions): Promise<DownResult> {
     if ((options.to === undefined) === (options.steps === undefined)) {
       throw new MigratorError("CONFIG_INVALID", "down needs exactly one of --to TAG or --steps N");
     }
-    const migrations = readMigrations(options.dir);
+    const { migrations, warnings } = readMigrationFolder(options.dir);
+    reportJournalWarnings(warnings, settings.onEvent);
     work = (session) => rollBackIn(session, migrations, options);
   } catch (error) {
     work = error instanceof MigratorError ? error : new MigratorError("JOURNAL_INVALID", String((error as Error)?.message ?? error));
@@ -79,24 +90,33 @@ async function rollBackIn(session: Session, migrations: Migration[], options: Do
   const targets = selectTargets(newestFirst, options);
   if (targets instanceof MigratorError) return refused(targets);
   if (targets.length === 0) return { ...read(plan), attempted: false };
-  const missing = targets.filter((m) => !existsSync(downFile(options.dir, m.tag)));
+  const missing = targets.filter((m) => !existsSync(downFile(m)));
   if (missing.length > 0) {
+    const folders = missing.some((m) => m.name !== undefined);
     return refused(
-      new MigratorError(
-        "DOWN_UNAVAILABLE",
-        `no down migration for ${missing.map((m) => downFile(options.dir, m.tag)).join(", ")}; nothing was rolled back`,
-        {
-          details: { missing: missing.map((m) => m.tag) },
-          hint: "write the reverse SQL in <tag>.down.sql beside the migration, or roll forward with a new migration",
-        },
-      ),
+      new MigratorError("DOWN_UNAVAILABLE", `no down migration for ${missing.map(downFile).join(", ")}; nothing was rolled back`, {
+        details: { missing: missing.map((m) => m.tag) },
+        hint: `write the reverse SQL in ${folders ? "down.sql inside the migration's folder" : "<tag>.down.sql beside the migration"}, or roll forward with a new migration`,
+      }),
+    );
+  }
+  let downs: Array<{ migration: Migration; statements: string[] }>;
+  try {
+    // Read before BEGIN: a file that is not UTF-8 is refused with nothing rolled back.
+    downs = targets.map((migration) => ({
+      migration,
+      statements: readMigrationText(downFile(migration)).text.split(STATEMENT_BREAKPOINT),
+    }));
+  } catch (error) {
+    return refused(
+      error instanceof MigratorError ? error : new MigratorError("DOWN_UNAVAILABLE", String((error as Error)?.message ?? error)),
     );
   }
   const client = session.client;
   await client.query("BEGIN");
   try {
-    for (const migration of targets) {
-      await runDownFile(session, options, migration);
+    for (const { migration, statements } of downs) {
+      await runDownFile(session, options, migration, statements);
       await forgetApplied(client, migration);
     }
     await client.query("COMMIT");
@@ -139,9 +159,8 @@ function selectTargets(newestFirst: Migration[], options: DownOptions): Migratio
   return newestFirst.slice(0, index);
 }
 
-async function runDownFile(session: Session, options: DownOptions, migration: Migration): Promise<void> {
-  const file = downFile(options.dir, migration.tag);
-  const statements = readFileSync(file, "utf8").split(STATEMENT_BREAKPOINT);
+async function runDownFile(session: Session, options: DownOptions, migration: Migration, statements: string[]): Promise<void> {
+  const file = downFile(migration);
   // The down file's statements are reported as the down file's, under its tag.
   const down = { ...migration, file, statements };
   for (let i = 0; i < statements.length; i++) {

@@ -43,7 +43,7 @@ export interface MigratorEvents {
   "migration.transactions.own": { tag: string; file: string; line: number | undefined };
   /** A commit after `commitAfter`, whose new enum value `tag` uses (PostgreSQL needs it, 55P04). */
   "migration.enum.split": { tag: string | undefined; commitAfter: string | undefined };
-  /** Something drizzle applies without a word that deserves one: a BOM, `when` going back, an idx gap, an empty file. */
+  /** Something drizzle applies (or skips) without a word that deserves one: a BOM, `when` going back, an idx gap, an empty or stray file. */
   "migration.journal.warning": { code: string; tags: string[] };
   "migration.started": { tag: string; statements: number };
   "migration.progress": {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { MigratorError } from "./errors.js";
+import type { EventSink } from "./events.js";
 import { readStatements, scanMigrationFile } from "./migration-file.js";
 import { STATEMENT_BREAKPOINT } from "./sql/parser.js";
 
@@ -47,7 +48,7 @@ export interface Migration {
 
 /** Something drizzle accepts without a word that a reader of the history should know. */
 export interface JournalWarning {
-  code: "when-backwards" | "idx-gap" | "empty-file" | "byte-order-mark" | "not-in-journal";
+  code: "when-backwards" | "idx-gap" | "empty-file" | "byte-order-mark" | "not-in-journal" | "not-in-a-folder";
   message: string;
   tags: string[];
 }
@@ -56,6 +57,26 @@ export interface MigrationFolder {
   layout: MigrationLayout;
   migrations: Migration[];
   warnings: JournalWarning[];
+}
+
+/**
+ * Says each warning as a `migration.journal.warning` event: the one way every command that reads
+ * a folder (up, status, verify, down) reports what drizzle would apply without a word.
+ *
+ * @example
+ *   const folder = readMigrationFolder(dir);
+ *   reportJournalWarnings(folder.warnings, log);
+ */
+export function reportJournalWarnings(warnings: readonly JournalWarning[], onEvent: EventSink | undefined): void {
+  for (const warning of warnings) {
+    onEvent?.({
+      event: "migration.journal.warning",
+      severity: "WARNING",
+      message: warning.message,
+      code: warning.code,
+      tags: warning.tags,
+    });
+  }
 }
 
 interface JournalEntry {
@@ -114,7 +135,7 @@ export function readMigrationFolder(dir: string): MigrationFolder {
     );
   }
   if (hasJournal) return readJournalLayout(folder, dir);
-  if (subfolders.length > 0) return readFolderLayout(folder, subfolders);
+  if (subfolders.length > 0) return readFolderLayout(folder, dir, subfolders);
   throw new MigratorError(
     "JOURNAL_INVALID",
     `${dir} holds no drizzle-kit migrations: neither ${JOURNAL} (drizzle-kit 0.x) nor <YYYYMMDDHHMMSS>_<name>/${FOLDER_FILE} folders (drizzle-kit 1.0)`,
@@ -158,8 +179,21 @@ function readJournalLayout(folder: string, dir: string): MigrationFolder {
   return { layout: "journal", migrations, warnings };
 }
 
-function readFolderLayout(folder: string, names: string[]): MigrationFolder {
+function readFolderLayout(folder: string, dir: string, names: string[]): MigrationFolder {
   const warnings: JournalWarning[] = [];
+  // A .sql file left loose beside the folders (as `drizzle-kit up` leaves one the journal did not list).
+  for (const name of readdirSync(folder).sort()) {
+    if (!name.endsWith(".sql") || !statSync(join(folder, name)).isFile()) continue;
+    const downOf = name.endsWith(".down.sql") ? name.slice(0, -".down.sql".length) : undefined;
+    warnings.push({
+      code: "not-in-a-folder",
+      tags: [downOf ?? name.slice(0, -4)],
+      message:
+        downOf && names.includes(downOf)
+          ? `${join(dir, name)} is not read: down takes a drizzle-kit 1.0 migration's reverse from ${join(dir, downOf, "down.sql")}`
+          : `${join(dir, name)} is not a <YYYYMMDDHHMMSS>_<name>/${FOLDER_FILE}, so neither drizzle nor yomu-migrate applies it`,
+    });
+  }
   const migrations = names.map((name) => {
     const path = join(folder, name, FOLDER_FILE);
     const when = folderMillis(name);

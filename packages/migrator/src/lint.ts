@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { BaseJournal } from "./changed-migrations.js";
 import { MigratorError } from "./errors.js";
 import { NO_TRANSACTION_MARKER, STATEMENT_BREAKPOINT } from "./journal.js";
+import { readMigrationText } from "./migration-file.js";
 import { loadSqlParser, type ParsedMigration, type RelationName, type SqlStatement } from "./sql/parser.js";
 import { runSquawk } from "./squawk.js";
 
@@ -112,7 +113,8 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
   for (const file of options.files) {
     if (!existsSync(file)) throw new MigratorError("CONFIG_INVALID", `${file}: no such migration file`);
     if (project?.excludedPaths.some((pattern) => matches(pattern, basename(file)))) continue;
-    const text = readFileSync(file, "utf8");
+    // Read as up reads it: refused naming the line when not UTF-8, a BOM left out of the SQL.
+    const { text } = readMigrationText(file);
     const pieces = text.split(STATEMENT_BREAKPOINT);
     const parsed = parser.parseMigration(pieces);
     const noTransaction = (pieces[0] ?? "").trimStart().split("\n", 1)[0]?.trim() === NO_TRANSACTION_MARKER;
@@ -323,16 +325,21 @@ function rollingDeployRules(file: string, statement: SqlStatement, created: Set<
 }
 
 function outOfOrder(file: string, base: BaseJournal): Finding[] {
-  const tag = basename(file).replace(/\.sql$/, "");
-  if (base.tags.has(tag)) return [];
+  const tag = base.tagOfFile.get(file) ?? basename(file).replace(/\.sql$/, "");
+  // A branch that moves the folder to the other layout renames every migration; none is new.
+  if (base.tags.has(tag) || (base.layout !== undefined && base.layout !== base.ownLayout)) return [];
   const when = base.whens.get(tag);
   if (when === undefined || when >= base.newestWhen) return [];
+  const consequence =
+    base.ownLayout === "folders"
+      ? "drizzle applies it after that one on a database that already has it but before it on a fresh one, so the two can end up different"
+      : "yomu-migrate up refuses it once both are merged";
   return [
     ours(
       file,
       { line: 1, column: 1 },
       "out-of-order",
-      `${tag} is older than ${base.newestTag}, the newest migration on the base branch: yomu-migrate up refuses it once both are merged; regenerate it so it sorts last`,
+      `${tag} is older than ${base.newestTag}, the newest migration on the base branch: ${consequence}; regenerate it so it sorts last`,
     ),
   ];
 }

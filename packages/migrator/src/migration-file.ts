@@ -207,6 +207,25 @@ function pieces(count: number, piece: (index: number) => string): string[] {
   });
 }
 
+/**
+ * A whole file's text for the commands that read one whole (lint, baseline, down), checked as
+ * `scanMigrationFile` checks it for `up`: not UTF-8 is refused naming the line, and a leading BOM
+ * is dropped from the text (PostgreSQL would take it for part of the first keyword) and reported.
+ *
+ * @example
+ *   const { text, bom } = readMigrationText("drizzle/0003_add_tags.sql");
+ */
+export function readMigrationText(path: string, shown: string = path): { text: string; bom: boolean } {
+  const bytes = readFileSync(path);
+  const bom = BOM.every((b, i) => bytes[i] === b);
+  try {
+    // ignoreBOM false: the decoder drops a leading BOM, as readStatements does for up.
+    return { text: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes), bom };
+  } catch (cause) {
+    throw invalidUtf8(path, shown, cause);
+  }
+}
+
 /** Refuses a file too large to apply within the memory the Job is given; see MAX_MIGRATION_BYTES. */
 export function assertApplicableSize(file: { file: string; bytes?: number }): void {
   if (file.bytes === undefined || file.bytes <= MAX_MIGRATION_BYTES) return;

@@ -4,7 +4,7 @@ import { defaults } from "./defaults.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink } from "./events.js";
-import { type Migration, readMigrationFolder } from "./journal.js";
+import { type Migration, readMigrationFolder, reportJournalWarnings } from "./journal.js";
 import { assertApplicableSize } from "./migration-file.js";
 import { type Plan, type PlanProblem, planMigrations, versionAfter } from "./plan.js";
 import { type RunRecord, runSession, type Session, type SessionSettings, type WorkOutcome } from "./session.js";
@@ -73,15 +73,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
   let shipped: Migration[] | MigratorError;
   try {
     const folder = readMigrationFolder(options.dir);
-    for (const warning of folder.warnings) {
-      settings.onEvent({
-        event: "migration.journal.warning",
-        severity: "WARNING",
-        message: warning.message,
-        code: warning.code,
-        tags: warning.tags,
-      });
-    }
+    reportJournalWarnings(folder.warnings, settings.onEvent);
     shipped = options.include ? folder.migrations.filter(options.include) : folder.migrations;
   } catch (error) {
     shipped = error instanceof MigratorError ? error : new MigratorError("JOURNAL_INVALID", String((error as Error)?.message ?? error));

@@ -111,6 +111,9 @@ function squawkBin(): string {
     const pkg = require.resolve("squawk-cli/package.json", { paths: [process.cwd(), fileURLToPath(new URL(".", import.meta.url))] });
     return join(dirname(pkg), "js", "bin", "squawk");
   } catch (cause) {
-    throw new MigratorError("CONFIG_INVALID", "yomu-migrate lint needs squawk-cli (2.52 or later): pnpm add -D squawk-cli", { cause });
+    throw new MigratorError("CONFIG_INVALID", "yomu-migrate lint needs squawk-cli (2.52 or later), which is not installed here", {
+      cause,
+      hint: "install it beside @yomu/migrator with your package manager, e.g. `npm install --save-dev squawk-cli`",
+    });
   }
 }

@@ -2,7 +2,7 @@ import { connect } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { readApplied } from "./drizzle-table.js";
 import { type HistoryRow, recentRuns } from "./history.js";
-import { readMigrations } from "./journal.js";
+import { type JournalWarning, readMigrationFolder, reportJournalWarnings } from "./journal.js";
 import type { EventSink } from "./log.js";
 import { type PlanProblem, planMigrations } from "./plan.js";
 
@@ -35,6 +35,8 @@ export interface Status {
   /** Recorded migrations this build does not ship (a newer build applied them). */
   unknown: Array<{ hash: string; createdAt: string }>;
   problems: string[];
+  /** What drizzle applies without a word (a BOM, `when` going back, an idx gap, an empty or unlisted file), as `up` warns of it. */
+  warnings: JournalWarning[];
   /** The newest runs from drizzle.migration_runs, newest first. */
   runs: HistoryRow[];
 }
@@ -48,7 +50,8 @@ export interface Status {
  *   if (!status.current) console.log("pending:", status.pending);
  */
 export async function readStatus(options: StatusOptions): Promise<Status> {
-  const migrations = readMigrations(options.dir);
+  const { migrations, warnings } = readMigrationFolder(options.dir);
+  reportJournalWarnings(warnings, options.onEvent);
   const client = await connect({
     url: options.databaseUrl,
     applicationName: "yomu-migrate status",
@@ -78,6 +81,7 @@ export async function readStatus(options: StatusOptions): Promise<Status> {
       pending: [...pending],
       unknown: plan.unknown.map((row) => ({ hash: row.hash, createdAt: new Date(row.createdAt).toISOString() })),
       problems: plan.problems.map(describeProblem),
+      warnings,
       runs: runs.slice(0, 5),
     };
   } finally {

@@ -5,7 +5,7 @@ import { defaults } from "./defaults.js";
 import { detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
-import { readMigrations } from "./journal.js";
+import { type JournalWarning, readMigrationFolder, reportJournalWarnings } from "./journal.js";
 import type { EventSink } from "./log.js";
 import { planMigrations } from "./plan.js";
 import { runMigrations } from "./runner.js";
@@ -42,6 +42,8 @@ export interface VerifyResult {
   /** The snapshot file the live schema was compared with, when `comparison` is `snapshot`. */
   snapshot: string | null;
   problems: VerifyProblem[];
+  /** What drizzle applies without a word, as `up` and `status` warn of it; never a problem. */
+  warnings: JournalWarning[];
 }
 
 /**
@@ -56,7 +58,8 @@ export interface VerifyResult {
  */
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const onEvent = options.onEvent ?? (() => {});
-  const migrations = readMigrations(options.dir);
+  const { migrations, warnings } = readMigrationFolder(options.dir);
+  reportJournalWarnings(warnings, onEvent);
   const client = await connect({
     url: options.databaseUrl,
     applicationName: "yomu-migrate verify",
@@ -100,6 +103,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       comparison: compared.comparison,
       snapshot: compared.snapshot?.file ?? null,
       problems,
+      warnings,
     };
   } catch (error) {
     throw asVerifyError(error, step.now);

@@ -4,7 +4,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { drizzleRows, only, runCli, tableExists } from "./support/cli.js";
-import { MigrationsFolder } from "./support/migrations.js";
+import { MigrationFolders, MigrationsFolder } from "./support/migrations.js";
 
 // Journal and file checks through the CLI: what drizzle would misapply is refused with exit 2 and
 // nothing applied; what drizzle applies silently is applied the same way, with a warning.
@@ -123,5 +123,79 @@ describe("applied as drizzle applies them, with a warning", () => {
     expect(run.code, run.stdout).toBe(0);
     expect(await drizzleRows(db.url)).toHaveLength(2);
     expect(warnings(run)).toEqual([expect.objectContaining({ code: "empty-file", tags: [empty.tag] })]);
+  });
+});
+
+describe("status and verify warn as up does, from the same reader", () => {
+  const codes = (run: Awaited<ReturnType<typeof up>>) => warnings(run).map((w) => [w.code, w.tags, w.message]);
+
+  async function expectSameWarnings(dir: string, expected: string[]): Promise<void> {
+    const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: dir };
+    const applied = await runCli(["up"], env);
+    expect(applied.code, applied.stdout).toBe(0);
+    expect(warnings(applied).map((w) => w.code)).toEqual(expected);
+    for (const command of [["status"], ["verify"], ["status", "--log-format", "pretty"]]) {
+      const run = await runCli(command, env);
+      expect(run.code, `${command.join(" ")}: ${run.stdout}`).toBe(0);
+      if (command.length === 1) expect(codes(run), command.join(" ")).toEqual(codes(applied));
+      else for (const w of warnings(applied)) expect(run.stdout).toContain(w.message as string);
+    }
+    // --json prints the result object with the warnings inside it, not as event lines beside it.
+    for (const command of ["status", "verify"]) {
+      const run = await runCli([command, "--json"], env);
+      expect(run.otherLines, command).toHaveLength(1);
+      expect(warnings(run), command).toEqual([]);
+      const result = JSON.parse(run.otherLines[0] as string) as { warnings: Array<{ code: string }> };
+      expect(
+        result.warnings.map((w) => w.code),
+        command,
+      ).toEqual(expected);
+    }
+  }
+
+  it("in drizzle-kit 0.x's journal layout: `when` going backwards, a BOM, a file not in the journal", async () => {
+    const first = folder.migrations[0] as { when: number };
+    const bom = folder.add({ name: "back", statements: ["CREATE TABLE back (id int);"], when: first.when - 60_000 });
+    writeFileSync(bom.file, `\ufeff${bom.text}`);
+    writeFileSync(join(folder.dir, "0099_orphan.sql"), "SELECT 1;\n");
+    await expectSameWarnings(folder.dir, ["when-backwards", "not-in-journal", "byte-order-mark"]);
+  });
+
+  it("in drizzle-kit 1.0's layout: a BOM, an empty file, .sql files outside the folders", async () => {
+    const folders = new MigrationFolders([
+      { name: "authors", statements: ["CREATE TABLE authors (id serial PRIMARY KEY);"] },
+      { name: "empty", statements: [] },
+    ]);
+    try {
+      const [authors, empty] = folders.migrations;
+      if (!authors || !empty) throw new Error("two migrations generated");
+      writeFileSync(authors.file, `\ufeff${authors.text}`);
+      writeFileSync(empty.file, "\n");
+      // Left loose beside the folders: a file `drizzle-kit up` did not move, a down file in 0.x's place.
+      writeFileSync(join(folders.dir, "0130_abandoned.sql"), "CREATE TABLE abandoned (id int);\n");
+      writeFileSync(join(folders.dir, `${folders.tags[1]}.down.sql`), "SELECT 1;\n");
+      await expectSameWarnings(folders.dir, ["not-in-a-folder", "not-in-a-folder", "byte-order-mark", "empty-file"]);
+      expect(await tableExists(db.url, "abandoned")).toBe(false);
+      const status = await runCli(["status"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folders.dir });
+      expect(warnings(status).map((w) => w.message)).toContain(
+        `${join(folders.dir, `${folders.tags[1]}.down.sql`)} is not read: down takes a drizzle-kit 1.0 migration's reverse from ${join(folders.dir, folders.tags[1] as string, "down.sql")}`,
+      );
+    } finally {
+      folders.remove();
+    }
+  });
+
+  it("lint of the pending files says them on stderr when its output is JSON or Markdown, read whole", async () => {
+    writeFileSync(join(folder.dir, "0099_orphan.sql"), "SELECT 1;\n");
+    const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir };
+    const markdown = await runCli(["lint", "--format", "markdown"], env);
+    expect(markdown.code, markdown.stdout + markdown.stderr).toBe(0);
+    expect(markdown.stdout.startsWith("### Lint\n")).toBe(true);
+    expect(markdown.stderr).toContain("yomu-migrate: warning: ");
+    expect(markdown.stderr).toContain("0099_orphan.sql is not in meta/_journal.json");
+    const json = await runCli(["lint", "--json"], env);
+    expect(JSON.parse(json.stdout)).toMatchObject({ files: [folder.migrations[0]?.file] });
+    const events = await runCli(["lint"], env);
+    expect(warnings(events).map((w) => w.code)).toEqual(["not-in-journal"]);
   });
 });

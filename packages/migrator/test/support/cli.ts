@@ -43,8 +43,9 @@ export interface RunningCli {
  * Starts `yomu-migrate` as its own OS process with only the environment given (plus PATH), so
  * nothing from the test runner's environment leaks into its configuration.
  */
-export function startCli(args: string[], env: Record<string, string | undefined> = {}): RunningCli {
+export function startCli(args: string[], env: Record<string, string | undefined> = {}, options: { cwd?: string } = {}): RunningCli {
   const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
     env: { PATH: process.env.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -111,9 +112,9 @@ export function startCli(args: string[], env: Record<string, string | undefined>
   };
 }
 
-/** Runs `yomu-migrate` to completion. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
-  return startCli(args, env).done;
+/** Runs `yomu-migrate` to completion; `cwd` for what resolves from the working directory (git, .squawk.toml). */
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, options: { cwd?: string } = {}): Promise<CliRun> {
+  return startCli(args, env, options).done;
 }
 
 export function eventsNamed<K extends EventName>(run: { events: LogLine[] }, event: K): Array<EventLine<K>>;
