@@ -7,7 +7,7 @@
  */
 import { setFlagsFromString } from "node:v8";
 import type { ScanToken } from "libpg-query";
-import { type FilePosition, LineIndex, Utf8Offsets } from "./position.js";
+import { type FilePosition, LineCursor, PieceIndex, Utf8Offsets } from "./position.js";
 
 /** drizzle-kit's separator between statements in a migration file. */
 export const STATEMENT_BREAKPOINT = "--> statement-breakpoint";
@@ -74,12 +74,6 @@ export interface SqlSyntaxError {
 }
 
 export interface ParsedMigration {
-  /** The file's text: drizzle's pieces joined by the breakpoint they were split at. */
-  text: string;
-  /** UTF-16 offset of each piece in `text`. */
-  pieceOffsets: number[];
-  /** UTF-16 offset of each piece's first statement, or of the piece when it has none. */
-  pieceStarts: number[];
   statements: SqlStatement[];
   errors: SqlSyntaxError[];
   /**
@@ -90,11 +84,20 @@ export interface ParsedMigration {
   managesTransactions: boolean;
   /** The file adds an enum value, which later statements may use only after a commit (55P04). */
   addsEnumValue: boolean;
-  /** Line and column of a UTF-16 offset in `text`. */
+  /**
+   * UTF-16 offset of each piece in the file's text (the pieces joined by the breakpoint). Counted
+   * on first use, like every position below: the parse keeps no text, so a 50 MB file costs no
+   * more memory than a small one until an error has to be placed.
+   */
+  readonly pieceOffsets: readonly number[];
+  /** UTF-16 offset of a piece's first statement, or of the piece when it has none. */
+  pieceStart(piece: number): number;
+  /** Line and column of a UTF-16 offset in the file's text. */
   position(offset: number): FilePosition;
   /**
    * Line and column of a 1-based character position counted from the UTF-16 offset `from`, as
-   * the server reports it in an error about a query that started there.
+   * the server reports it in an error about a query that started there (a query never spans a
+   * breakpoint).
    */
   positionAfter(from: number, characterPosition: number): FilePosition;
 }
@@ -173,23 +176,24 @@ type ScanSync = typeof import("libpg-query").scanSync;
 function parseMigration(pieces: readonly string[], parseSync: ParseSync, options: ParseOptions): ParsedMigration {
   const keepNodes = options.nodes ?? true;
   const factsOnly = options.statements === "facts";
-  const text = pieces.join(STATEMENT_BREAKPOINT);
-  const pieceOffsets: number[] = [];
-  const pieceStarts: number[] = [];
   let managesTransactions = false;
   let addsEnumValue = false;
   const statements: SqlStatement[] = [];
   const errors: SqlSyntaxError[] = [];
   let offset = 0;
+  let at: FilePosition = { line: 1, column: 1 };
   let cutLiteral = false;
-  const lines = new LineIndex(text);
-  pieces.forEach((piece, index) => {
-    pieceOffsets.push(offset);
-    pieceStarts.push(offset);
+  // One pass, each piece read once (from disk, for a file the journal reads lazily) and dropped:
+  // what the parse keeps is the facts, never the text.
+  for (let index = 0; index < pieces.length; index++) {
+    const piece = pieces[index] as string;
     const base = offset;
+    const lines = new LineCursor(piece, at);
+    const end = new LineCursor(piece, at).at(piece.length);
     offset += piece.length + STATEMENT_BREAKPOINT.length;
+    at = { line: end.line, column: end.column + STATEMENT_BREAKPOINT.length };
     // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
-    if (piece.trim() === "") return;
+    if (piece.trim() === "") continue;
     let result: ReturnType<ParseSync>;
     try {
       result = parseSync(piece);
@@ -197,61 +201,87 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, options
       // The rest of a literal a breakpoint cut fails too; its error says nothing new.
       if (cutLiteral) {
         cutLiteral = false;
-        return;
+        continue;
       }
       const details = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
-      const at = base + codePointOffset(piece, Math.max(0, details?.cursorPosition ?? 0));
       const message = (error as Error).message;
+      const syntaxError: SqlSyntaxError = {
+        piece: index,
+        ...lines.at(codePointOffset(piece, Math.max(0, details?.cursorPosition ?? 0))),
+        message,
+      };
       cutLiteral = message.startsWith("unterminated") && index < pieces.length - 1;
-      const syntaxError: SqlSyntaxError = { piece: index, ...lines.at(at), message };
       if (cutLiteral) {
-        const cut = lines.at(base + piece.length);
-        syntaxError.cause = `the \`${STATEMENT_BREAKPOINT}\` at line ${cut.line} is inside a string, quoted name, dollar quote or comment, and drizzle-kit splits the file there as drizzle-orm does, cutting the statement in two`;
+        syntaxError.cause = `the \`${STATEMENT_BREAKPOINT}\` at line ${end.line} is inside a string, quoted name, dollar quote or comment, and drizzle-kit splits the file there as drizzle-orm does, cutting the statement in two`;
       }
       errors.push(syntaxError);
-      return;
+      continue;
     }
     cutLiteral = false;
-    const bytes = new Utf8Offsets(piece);
-    let first = true;
-    for (const raw of result.stmts ?? []) {
-      const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
-      const from = raw.stmt_location ?? 0;
-      // PostgreSQL puts a statement's location at its first token and its length up to its `;`.
-      const startInPiece = bytes.toUtf16(from);
-      const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
-      const endInPiece = startInPiece + piece.slice(startInPiece, semicolon ?? piece.length).trimEnd().length;
-      const start = base + startInPiece;
-      if (first) pieceStarts[index] = start;
-      first = false;
-      const known = facts(kind, fields as Record<string, unknown>);
+    for (const found of statementsOf(piece, result)) {
+      const known = facts(found.kind, found.fields);
       if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
       if (known.enumValue) addsEnumValue = true;
       if (factsOnly && !known.transaction && !known.concurrently && !known.enumValue) continue;
       statements.push({
         piece: index,
-        kind,
-        node: keepNodes ? (fields as Record<string, unknown>) : {},
-        start,
-        end: base + endInPiece,
-        stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
-        text: piece.slice(startInPiece, endInPiece),
-        ...lines.at(start),
+        kind: found.kind,
+        node: keepNodes ? found.fields : {},
+        start: base + found.start,
+        end: base + found.end,
+        stop: base + found.stop,
+        text: piece.slice(found.start, found.end),
+        ...lines.at(found.start),
         ...known,
       });
     }
-  });
+  }
+  let index: PieceIndex | undefined;
+  let offsets: number[] | undefined;
+  const pieceIndex = () => {
+    index ??= new PieceIndex(pieces, STATEMENT_BREAKPOINT);
+    return index;
+  };
   return {
-    text,
-    pieceOffsets,
-    pieceStarts,
     statements,
     errors,
     managesTransactions,
     addsEnumValue,
-    position: (at) => lines.at(at),
-    positionAfter: (from, characterPosition) => lines.at(from + codePointOffset(text.slice(from), Math.max(0, characterPosition - 1))),
+    get pieceOffsets() {
+      offsets ??= Array.from(pieceIndex().offsets);
+      return offsets;
+    },
+    pieceStart(piece) {
+      const from = pieceIndex().offsets[piece] ?? 0;
+      const text = pieces[piece] ?? "";
+      if (text.trim() === "") return from;
+      try {
+        return from + ([...statementsOf(text, parseSync(text))][0]?.start ?? 0);
+      } catch {
+        return from;
+      }
+    },
+    position: (offset) => pieceIndex().at(offset),
+    positionAfter: (from, characterPosition) =>
+      pieceIndex().at(from + codePointOffset(pieceIndex().textFrom(from), Math.max(0, characterPosition - 1))),
   };
+}
+
+/** The top-level statements of one parsed piece, with UTF-16 offsets into it. */
+function* statementsOf(
+  piece: string,
+  result: ReturnType<ParseSync>,
+): Generator<{ kind: string; fields: Record<string, unknown>; start: number; end: number; stop: number }> {
+  const bytes = new Utf8Offsets(piece);
+  for (const raw of result.stmts ?? []) {
+    const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
+    const from = raw.stmt_location ?? 0;
+    // PostgreSQL puts a statement's location at its first token and its length up to its `;`.
+    const start = bytes.toUtf16(from);
+    const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
+    const end = start + piece.slice(start, semicolon ?? piece.length).trimEnd().length;
+    yield { kind, fields: fields as Record<string, unknown>, start, end, stop: semicolon === undefined ? end : semicolon + 1 };
+  }
 }
 
 const CONTROLS_TRANSACTION = new Set<TransactionKind>(["begin", "commit", "rollback", "prepare"]);
@@ -340,4 +370,3 @@ function scan(sql: string, scanSync: ScanSync): SqlToken[] {
 }
 
 export type { FilePosition };
-export { LineIndex };
