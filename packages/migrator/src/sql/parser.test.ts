@@ -131,6 +131,47 @@ describe("parseMigration", () => {
   });
 });
 
+describe("a long piece, parsed a run of statements at a time", () => {
+  // Every `;` that ends a line is a guess at a cut; the ones inside a literal, a comment or a
+  // BEGIN ATOMIC body must be refused by the parser, so the chunks read as the whole piece does.
+  const tricky = [
+    "CREATE TABLE t (id int, note text);",
+    "INSERT INTO t VALUES (1, 'a;\nb;\n');",
+    'CREATE TABLE "odd;\nname" (id int);',
+    "/* a block;\n comment; */ SELECT 1;",
+    "-- a line comment;\nSELECT 2;",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  PERFORM 1;\n  RETURN 1;\nEND;\n$$;",
+    "CREATE FUNCTION one() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT 2;\nEND;",
+    "BEGIN;\nALTER TYPE mood ADD VALUE 'é🎉';\r\nCOMMIT;",
+    "CREATE INDEX CONCURRENTLY i ON t (id);",
+  ].join("\n");
+  const whole = (text: string) => parser.parseMigration([text], { chunkCharacters: Number.POSITIVE_INFINITY });
+  const chunked = (text: string) => parser.parseMigration([text], { chunkCharacters: 1 });
+
+  it("finds the same statements, facts and places as one parse of the whole piece", () => {
+    const text = `-- café\n${tricky}\n${tricky}\n-- the end`;
+    const expected = whole(text);
+    expect(expected.statements).toHaveLength(22);
+    expect(chunked(text).statements).toEqual(expected.statements);
+    expect(chunked(text).managesTransactions).toBe(true);
+    expect(chunked(text).addsEnumValue).toBe(true);
+  });
+
+  it("reports a syntax error where one parse of the whole piece does, after chunks that parsed", () => {
+    const text = `${tricky}\nSELECT 'é🎉;\n', x FROM;\n${tricky}`;
+    expect(whole(text).errors).toHaveLength(1);
+    expect(chunked(text).errors).toEqual(whole(text).errors);
+    const from = editorPosition(text, "FROM;");
+    expect(chunked(text).errors[0]).toMatchObject({ line: from.line, column: from.column + 4, message: 'syntax error at or near ";"' });
+  });
+
+  it("reports a literal left open to the end of the piece as one parse does", () => {
+    const text = `${tricky}\nINSERT INTO t VALUES (2, 'never;\nclosed);\nSELECT 1;`;
+    expect(chunked(text).errors).toEqual(whole(text).errors);
+    expect(chunked(text).errors[0]?.message).toMatch(/^unterminated quoted string/);
+  });
+});
+
 describe("positions, counted only when asked", () => {
   // Pieces that exist only while read, as the journal hands out a large file's: the parse must
   // not keep them, and a position asked afterwards reads them again.
