@@ -89,19 +89,25 @@ export function readStatements(path: string, breakpoint: string): { statements: 
   const mark = Buffer.from(breakpoint, "utf8");
   const { starts, size } = pieceStarts(path, mark);
   const end = (i: number) => (i + 1 < starts.length ? (starts[i + 1] as number) - mark.length : size);
-  let window = { from: 0, bytes: Buffer.alloc(0) };
+  const read = (from: number, length: number): Buffer => {
+    const bytes = Buffer.alloc(length);
+    const fd = openSync(path, "r");
+    try {
+      readSync(fd, bytes, 0, bytes.length, from);
+    } finally {
+      closeSync(fd);
+    }
+    return bytes;
+  };
+  let window: { from: number; bytes: Buffer } = { from: 0, bytes: Buffer.alloc(0) };
   const piece = (i: number): string => {
     const from = starts[i] as number;
     const to = end(i);
     if (from < window.from || to > window.from + window.bytes.length) {
-      const length = Math.max(to - from, WINDOW_BYTES);
-      const bytes = Buffer.alloc(Math.min(length, size - from));
-      const fd = openSync(path, "r");
-      try {
-        readSync(fd, bytes, 0, bytes.length, from);
-      } finally {
-        closeSync(fd);
-      }
+      const bytes = read(from, Math.min(Math.max(to - from, WINDOW_BYTES), size - from));
+      // A piece longer than the window is read for itself and not kept: held, a 50 MB piece
+      // (a file without breakpoints) would cost its size again until the next piece is read.
+      if (to - from > WINDOW_BYTES) return bytes.toString("utf8");
       window = { from, bytes };
     }
     return window.bytes.toString("utf8", from - window.from, to - window.from);
