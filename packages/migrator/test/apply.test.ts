@@ -83,7 +83,6 @@ describe("a failing migration", () => {
     expect(await tableExists(db.url, "accounts")).toBe(false);
     expect(await recorded()).toEqual([]);
   });
-});
 
   // The applier keeps no offsets per piece: both places are counted from the file only once a
   // statement fails, past pieces with multi-byte characters in them.
@@ -104,6 +103,7 @@ describe("a failing migration", () => {
     expect(only(run, "migration.failed").message).toContain(`${bad.tag}.sql:${where.line}:${where.column}:`);
     expect(await tableExists(db.url, "tags")).toBe(false);
   });
+});
 
 describe("the migration session", () => {
   it("runs under the configured application_name, lock_timeout and statement_timeout", async () => {
