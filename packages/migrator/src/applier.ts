@@ -167,10 +167,9 @@ async function applyTransactional(
 }
 
 async function applyFile(client: pg.Client, read: ReadMigration, options: ApplyOptions): Promise<void> {
-  const { migration, parsed } = read;
+  const { migration } = read;
   for (let piece = 0; piece < migration.statements.length; piece++) {
-    const at = parsed.pieceOffsets[piece] ?? 0;
-    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece, at, first: parsed.pieceStarts[piece] ?? at }, options);
+    await runQuery(client, read, { sql: migration.statements[piece] ?? "", piece }, options);
     if (client.getTransactionStatus() === "I") throw transactionEnded(read, piece);
   }
 }
@@ -208,7 +207,7 @@ function rolledBack(error: unknown, uncommitted: ReadMigration[], applied: strin
 }
 
 function transactionEnded({ migration, parsed }: ReadMigration, piece: number): MigratorError {
-  const { line, column } = parsed.position(parsed.pieceStarts[piece] ?? 0);
+  const { line, column } = parsed.position(parsed.pieceStart(piece));
   return new MigratorError(
     "MIGRATION_FAILED",
     `${migration.file}:${line}:${column}: statement ${piece + 1} of ${migration.tag} ended the run's transaction; what ran before it in this batch may be committed`,

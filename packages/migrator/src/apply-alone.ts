@@ -63,7 +63,7 @@ export async function applyAlone(client: pg.Client, read: ReadMigration, options
  */
 async function runOutside(client: pg.Client, read: ReadMigration, statement: SqlStatement, options: ApplyOptions, retry: boolean) {
   const index = statement.kind === "IndexStmt" && statement.concurrently ? indexName(statement) : undefined;
-  const query = { sql: statement.text, piece: statement.piece, at: statement.start, first: statement.start };
+  const query = { sql: statement.text, piece: statement.piece, at: statement.start };
   for (let attempt = 0; ; attempt++) {
     try {
       if (index) await dropInvalidIndex(client, index, read, options);

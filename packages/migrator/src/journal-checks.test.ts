@@ -203,4 +203,17 @@ describe("journal checks", () => {
     expect(statements).toEqual(drizzle045Files({ migrationsFolder: dir })[0]?.sql);
     expect(migration?.offsets.map((at, i) => text.slice(at, at + (statements[i]?.length ?? 0)))).toEqual(statements);
   });
+
+  it("reads a piece longer than a window whole, and the pieces around it after it", () => {
+    const long = `INSERT INTO t VALUES ${Array.from({ length: 60_000 }, (_, i) => `(${i}, 'é🎉')`).join(",\n")};\n`;
+    const pieces = ["CREATE TABLE t (id int, v text);\n", long, "SELECT 1;\n", long, "SELECT 2;"];
+    const text = pieces.join("--> statement-breakpoint\n");
+    const dir = journalFolder([{ tag: "0000_long", text }]);
+    const [migration] = readMigrationFolder(dir).migrations;
+    expect(Buffer.byteLength(long)).toBeGreaterThan(1024 * 1024);
+    // Out of order, so each piece is read after a different one.
+    const order = [3, 1, 0, 2, 4, 1, 2];
+    const split = text.split("--> statement-breakpoint");
+    expect(order.map((i) => migration?.statements[i])).toEqual(order.map((i) => split[i]));
+  });
 });

@@ -43,6 +43,8 @@ export interface Migration {
   statements: string[];
   /** Character offset of each statement in the file, to turn an error position into line:column. */
   offsets: number[];
+  /** The longest statement, in bytes: one query, which `up` refuses over MAX_QUERY_BYTES. Read with the statements. */
+  largestStatement?: { index: number; bytes: number };
   noTransaction: boolean;
 }
 
@@ -234,7 +236,7 @@ function loadMigration(identity: { tag: string; name?: string; when: number }, p
       message: `${file} starts with a UTF-8 byte-order mark; it is left out of the SQL (drizzle would send it and fail) and kept in the hash, so drizzle's record still matches`,
     });
   }
-  let text: { statements: string[]; offsets: number[] } | undefined;
+  let text: ReturnType<typeof readStatements> | undefined;
   const read = () => {
     if (!text) text = readStatements(path, STATEMENT_BREAKPOINT);
     return text;
@@ -250,6 +252,9 @@ function loadMigration(identity: { tag: string; name?: string; when: number }, p
     },
     get offsets() {
       return read().offsets;
+    },
+    get largestStatement() {
+      return read().largest;
     },
   };
 }

@@ -3,12 +3,20 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { MigratorError } from "./errors.js";
 
 /**
- * The largest migration file `up` applies. Pieces are read from disk as they are used, but what
- * the run keeps per statement still grows with the file (bench/memory: 50 MB of 380,000 INSERTs
- * peaks at 118 MiB, inside the Job's 256Mi limit); past this size the file is refused before
+ * The largest migration file `up` applies. Pieces are read from disk as they are used and the
+ * parse keeps no text, so a file of many pieces costs little more than a small one (bench/memory:
+ * 50 MB of 380,000 INSERTs peaks at 111 to 137 MiB); past this size the file is refused before
  * anything is applied rather than risk the Job being OOM-killed halfway through a history.
  */
 export const MAX_MIGRATION_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The largest piece (the text between two breakpoints, sent as one query) `up` applies. One
+ * query is held whole several times over while it is read, checked and sent (its string, and
+ * the pg client's copies as it writes the message): 16 MB in one piece peaked at 175 MiB, 40 MB at
+ * 292 MiB. drizzle-kit writes a breakpoint after every statement unless told not to.
+ */
+export const MAX_QUERY_BYTES = 8 * 1024 * 1024;
 
 // Small enough that each decoded chunk dies young (V8's scavenger frees it at once); a 1 MiB chunk
 // goes to the old generation and status on a 50 MB file grew to 127 MiB before a full GC ran.
@@ -91,31 +99,46 @@ export function scanMigrationFile(path: string, shown: string): FileFacts {
  * and decoded when it is used, into a string that dies young. So memory does not grow with the
  * file: held as 380,000 strings, a 50 MB file cost 68 MiB of heap, and as bytes 50 MiB.
  */
-export function readStatements(path: string, breakpoint: string): { statements: string[]; offsets: number[] } {
+export function readStatements(
+  path: string,
+  breakpoint: string,
+): { statements: string[]; offsets: number[]; largest: { index: number; bytes: number } } {
   const mark = Buffer.from(breakpoint, "utf8");
   const { starts, size } = pieceStarts(path, mark);
   const end = (i: number) => (i + 1 < starts.length ? (starts[i + 1] as number) - mark.length : size);
-  let window = { from: 0, bytes: Buffer.alloc(0) };
+  const read = (from: number, length: number): Buffer => {
+    const bytes = Buffer.alloc(length);
+    const fd = openSync(path, "r");
+    try {
+      readSync(fd, bytes, 0, bytes.length, from);
+    } finally {
+      closeSync(fd);
+    }
+    return bytes;
+  };
+  let window: { from: number; bytes: Buffer } = { from: 0, bytes: Buffer.alloc(0) };
   const piece = (i: number): string => {
     const from = starts[i] as number;
     const to = end(i);
     if (from < window.from || to > window.from + window.bytes.length) {
-      const length = Math.max(to - from, WINDOW_BYTES);
-      const bytes = Buffer.alloc(Math.min(length, size - from));
-      const fd = openSync(path, "r");
-      try {
-        readSync(fd, bytes, 0, bytes.length, from);
-      } finally {
-        closeSync(fd);
-      }
+      const bytes = read(from, Math.min(Math.max(to - from, WINDOW_BYTES), size - from));
+      // A piece longer than the window is read for itself and not kept: held, a 50 MB piece
+      // (a file without breakpoints) would cost its size again until the next piece is read.
+      if (to - from > WINDOW_BYTES) return bytes.toString("utf8");
       window = { from, bytes };
     }
     return window.bytes.toString("utf8", from - window.from, to - window.from);
   };
   const statements = pieces(starts.length, piece);
+  const largest = { index: 0, bytes: 0 };
+  for (let i = 0; i < starts.length; i++) {
+    const bytes = end(i) - (starts[i] as number);
+    if (bytes > largest.bytes) Object.assign(largest, { index: i, bytes });
+  }
   let offsets: number[] | undefined;
   return {
     statements,
+    largest,
     // Needed only to place an error: counted on first use, in UTF-16 units as JavaScript counts.
     get offsets() {
       if (!offsets) {
@@ -226,15 +249,36 @@ export function readMigrationText(path: string, shown: string = path): { text: s
   }
 }
 
-/** Refuses a file too large to apply within the memory the Job is given; see MAX_MIGRATION_BYTES. */
-export function assertApplicableSize(file: { file: string; bytes?: number }): void {
-  if (file.bytes === undefined || file.bytes <= MAX_MIGRATION_BYTES) return;
+/**
+ * Refuses a file too large to apply within the memory the Job is given, or one holding a query
+ * too large to send (see MAX_MIGRATION_BYTES and MAX_QUERY_BYTES): exit 2, before anything runs.
+ */
+export function assertApplicableSize(file: {
+  file: string;
+  tag?: string;
+  bytes?: number;
+  largestStatement?: { index: number; bytes: number };
+}): void {
+  if (file.bytes === undefined) return;
+  if (file.bytes > MAX_MIGRATION_BYTES) {
+    throw new MigratorError(
+      "JOURNAL_INVALID",
+      `${file.file} is ${mebibytes(file.bytes)}; yomu-migrate applies files up to ${mebibytes(MAX_MIGRATION_BYTES)}, so nothing was applied`,
+      {
+        details: { file: file.file, bytes: file.bytes, limitBytes: MAX_MIGRATION_BYTES },
+        hint: "split the file into several migrations, or load bulk data with COPY outside the migration",
+      },
+    );
+  }
+  // Only a file that could hold a piece over the limit is split to find out.
+  const largest = file.bytes > MAX_QUERY_BYTES ? file.largestStatement : undefined;
+  if (largest === undefined || largest.bytes <= MAX_QUERY_BYTES) return;
   throw new MigratorError(
     "JOURNAL_INVALID",
-    `${file.file} is ${mebibytes(file.bytes)}; yomu-migrate applies files up to ${mebibytes(MAX_MIGRATION_BYTES)}, so nothing was applied`,
+    `${file.file}: statement ${largest.index + 1}${file.tag ? ` of ${file.tag}` : ""} is ${mebibytes(largest.bytes)} sent as one query, with no \`--> statement-breakpoint\` in it; yomu-migrate sends queries up to ${mebibytes(MAX_QUERY_BYTES)}, so nothing was applied`,
     {
-      details: { file: file.file, bytes: file.bytes, limitBytes: MAX_MIGRATION_BYTES },
-      hint: "split the file into several migrations, or load bulk data with COPY outside the migration",
+      details: { file: file.file, statement: largest.index + 1, bytes: largest.bytes, limitBytes: MAX_QUERY_BYTES },
+      hint: "put `--> statement-breakpoint` between its statements (drizzle-kit writes them unless `breakpoints: false`), or split it into several migrations",
     },
   );
 }

@@ -83,6 +83,26 @@ describe("a failing migration", () => {
     expect(await tableExists(db.url, "accounts")).toBe(false);
     expect(await recorded()).toEqual([]);
   });
+
+  // The applier keeps no offsets per piece: both places are counted from the file only once a
+  // statement fails, past pieces with multi-byte characters in them.
+  it("places an error the server gives no position for at its statement's first token, many pieces into the file", async () => {
+    const filler = Array.from({ length: 200 }, (_, i) => `-- ligne ${i} 🎉\nINSERT INTO tags VALUES (${i}, 'étiquette ${i}');`);
+    const bad = folder.add({
+      name: "duplicate",
+      statements: [
+        "CREATE TABLE tags (id integer PRIMARY KEY, name text);",
+        ...filler,
+        "\n-- déjà vu 🎉\n  INSERT INTO tags VALUES (7, 'again');",
+      ],
+    });
+    const run = await up();
+    expect(run.code).toBe(1);
+    const where = positionOf(bad.text, "INSERT INTO tags VALUES (7, 'again')");
+    expect(only(run, "migration.failed")).toMatchObject({ tag: bad.tag, statement: 202, sqlstate: "23505", ...where });
+    expect(only(run, "migration.failed").message).toContain(`${bad.tag}.sql:${where.line}:${where.column}:`);
+    expect(await tableExists(db.url, "tags")).toBe(false);
+  });
 });
 
 describe("the migration session", () => {

@@ -88,6 +88,25 @@ describe("refused with exit 2, nothing applied", () => {
     const status = await runCli(["status"], { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir });
     expect(status.code).toBe(0);
   });
+
+  it("a file whose one piece, sent as one query, is larger than up sends, with the statement and the limit named", async () => {
+    // Many pieces of any total size are fine; 8.9 MiB with no breakpoint is one 8.9 MiB query.
+    const rows = (n: number, width: number) => Array.from({ length: n }, (_, i) => `INSERT INTO t VALUES (${i}, '${"x".repeat(width)}');`);
+    const pieces = Array.from({ length: 10 }, () => rows(10_000, 80).join("\n"));
+    folder.add({ name: "split", statements: ["CREATE TABLE t (id int, v text);", ...pieces] });
+    const whole = folder.add({ name: "whole", statements: ["SELECT 1;", rows(10_000, 900).join("\n")] });
+    const run = await up();
+    expect(run.code, run.stdout).toBe(2);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `${whole.tag}\\.sql: statement 2 of ${whole.tag} is 8\\.\\d MiB sent as one query, .*; yomu-migrate sends queries up to 8\\.0 MiB, so nothing was applied`,
+      ),
+    );
+    await expectNothingApplied();
+    writeFileSync(whole.file, ["SELECT 1;", ...rows(10_000, 900)].join("\n--> statement-breakpoint\n"));
+    const applied = await up();
+    expect(applied.code, applied.stdout).toBe(0);
+  });
 });
 
 describe("applied as drizzle applies them, with a warning", () => {

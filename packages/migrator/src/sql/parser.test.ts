@@ -18,7 +18,7 @@ describe("parseMigration", () => {
   it("gives each statement its kind, piece, text and place in the file", () => {
     const text = ["CREATE TABLE a (id int);", '-- two lines\n/* and a block */ CREATE TABLE "é🎉" (id int);\nSELECT 1;'].join(sep);
     const parsed = parse(text);
-    expect(parsed.text).toBe(text);
+    expect(parsed.pieceOffsets.map((at) => text.slice(at, at + 6))).toEqual(["CREATE", "\n-- tw"]);
     expect(parsed.statements.map((s) => [s.kind, s.piece, s.text])).toEqual([
       ["CreateStmt", 0, "CREATE TABLE a (id int)"],
       ["CreateStmt", 1, 'CREATE TABLE "é🎉" (id int)'],
@@ -93,7 +93,7 @@ describe("parseMigration", () => {
     const parsed = parser.parseMigration(text.split(STATEMENT_BREAKPOINT), { nodes: false, statements: "facts" });
     expect(parsed.statements.map((s) => s.kind)).toEqual(["AlterEnumStmt"]);
     expect(parsed.addsEnumValue).toBe(true);
-    expect(parsed.pieceStarts.map((at) => text.slice(at, at + 5))).toEqual([
+    expect([0, 1, 2].map((piece) => text.slice(parsed.pieceStart(piece), parsed.pieceStart(piece) + 5))).toEqual([
       "CREAT",
       "ALTER",
       text.slice(parsed.pieceOffsets[2] ?? 0).slice(0, 5),
@@ -128,6 +128,83 @@ describe("parseMigration", () => {
     const piece = text.split(STATEMENT_BREAKPOINT)[1] ?? "";
     const characterPosition = [...piece.slice(0, piece.indexOf("nope"))].length + 1;
     expect(parsed.positionAfter(parsed.pieceOffsets[1] ?? -1, characterPosition)).toEqual(editorPosition(text, "nope"));
+  });
+});
+
+describe("a long piece, parsed a run of statements at a time", () => {
+  // Every `;` that ends a line is a guess at a cut; the ones inside a literal, a comment or a
+  // BEGIN ATOMIC body must be refused by the parser, so the chunks read as the whole piece does.
+  const tricky = [
+    "CREATE TABLE t (id int, note text);",
+    "INSERT INTO t VALUES (1, 'a;\nb;\n');",
+    'CREATE TABLE "odd;\nname" (id int);',
+    "/* a block;\n comment; */ SELECT 1;",
+    "-- a line comment;\nSELECT 2;",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  PERFORM 1;\n  RETURN 1;\nEND;\n$$;",
+    "CREATE FUNCTION one() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT 2;\nEND;",
+    "BEGIN;\nALTER TYPE mood ADD VALUE 'é🎉';\r\nCOMMIT;",
+    "CREATE INDEX CONCURRENTLY i ON t (id);",
+  ].join("\n");
+  const whole = (text: string) => parser.parseMigration([text], { chunkCharacters: Number.POSITIVE_INFINITY });
+  const chunked = (text: string) => parser.parseMigration([text], { chunkCharacters: 1 });
+
+  it("finds the same statements, facts and places as one parse of the whole piece", () => {
+    const text = `-- café\n${tricky}\n${tricky}\n-- the end`;
+    const expected = whole(text);
+    expect(expected.statements).toHaveLength(22);
+    expect(chunked(text).statements).toEqual(expected.statements);
+    expect(chunked(text).managesTransactions).toBe(true);
+    expect(chunked(text).addsEnumValue).toBe(true);
+  });
+
+  it("reports a syntax error where one parse of the whole piece does, after chunks that parsed", () => {
+    const text = `${tricky}\nSELECT 'é🎉;\n', x FROM;\n${tricky}`;
+    expect(whole(text).errors).toHaveLength(1);
+    expect(chunked(text).errors).toEqual(whole(text).errors);
+    const from = editorPosition(text, "FROM;");
+    expect(chunked(text).errors[0]).toMatchObject({ line: from.line, column: from.column + 4, message: 'syntax error at or near ";"' });
+  });
+
+  it("reports a literal left open to the end of the piece as one parse does", () => {
+    const text = `${tricky}\nINSERT INTO t VALUES (2, 'never;\nclosed);\nSELECT 1;`;
+    expect(chunked(text).errors).toEqual(whole(text).errors);
+    expect(chunked(text).errors[0]?.message).toMatch(/^unterminated quoted string/);
+  });
+});
+
+describe("positions, counted only when asked", () => {
+  // Pieces that exist only while read, as the journal hands out a large file's: the parse must
+  // not keep them, and a position asked afterwards reads them again.
+  function counted(pieces: string[]) {
+    let reads = 0;
+    const lazy = new Proxy(pieces, {
+      get(target, key, receiver) {
+        if (typeof key === "string" && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    return { lazy, reads: () => reads };
+  }
+
+  it("reads each piece once to parse, and places an error in any piece afterwards", () => {
+    const pieces = [
+      "-- café 🎉\nCREATE TABLE a (id int);\n",
+      "\n-- 🎉🎉 déjà\nINSERT INTO a VALUES (1);\n",
+      "\nALTER TABLE a ADD COLUMN x nope;",
+    ];
+    const text = pieces.join(STATEMENT_BREAKPOINT);
+    const { lazy, reads } = counted(pieces);
+    const parsed = parser.parseMigration(lazy, { nodes: false, statements: "facts" });
+    expect(parsed.statements).toEqual([]);
+    expect(reads()).toBe(pieces.length);
+    expect(parsed.position(text.indexOf("INSERT"))).toEqual(editorPosition(text, "INSERT"));
+    expect(parsed.position(parsed.pieceStart(2))).toEqual(editorPosition(text, "ALTER"));
+    const piece = pieces[2] ?? "";
+    const characterPosition = [...piece.slice(0, piece.indexOf("nope"))].length + 1;
+    expect(parsed.positionAfter(parsed.pieceOffsets[2] ?? -1, characterPosition)).toEqual(editorPosition(text, "nope"));
+    // Inside a breakpoint, the column runs on from the piece before it.
+    const mark = text.indexOf(STATEMENT_BREAKPOINT) + 3;
+    expect(parsed.position(mark)).toEqual({ line: 3, column: 4 });
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { setFlagsFromString } from "node:v8";
 import type { ScanToken } from "libpg-query";
-import { type FilePosition, LineIndex, Utf8Offsets } from "./position.js";
+import { type FilePosition, LineCursor, PieceIndex, Utf8Offsets } from "./position.js";
 
 /** drizzle-kit's separator between statements in a migration file. */
 export const STATEMENT_BREAKPOINT = "--> statement-breakpoint";
@@ -36,8 +36,8 @@ export interface SqlStatement {
   /** The parse node's type, e.g. `IndexStmt`, `TransactionStmt`, `AlterEnumStmt`. */
   kind: string;
   /**
-   * The parse node's fields, as libpg-query returns them (see `@pgsql/types`); empty when parsed
-   * with `{ nodes: false }`.
+   * The parse node's fields, as libpg-query returns them (see `@pgsql/types`), each `location` in
+   * UTF-8 bytes from the start of the piece; empty when parsed with `{ nodes: false }`.
    */
   node: Record<string, unknown>;
   /** UTF-16 offsets of the statement in the file's text, without its `;`. */
@@ -74,12 +74,6 @@ export interface SqlSyntaxError {
 }
 
 export interface ParsedMigration {
-  /** The file's text: drizzle's pieces joined by the breakpoint they were split at. */
-  text: string;
-  /** UTF-16 offset of each piece in `text`. */
-  pieceOffsets: number[];
-  /** UTF-16 offset of each piece's first statement, or of the piece when it has none. */
-  pieceStarts: number[];
   statements: SqlStatement[];
   errors: SqlSyntaxError[];
   /**
@@ -90,11 +84,20 @@ export interface ParsedMigration {
   managesTransactions: boolean;
   /** The file adds an enum value, which later statements may use only after a commit (55P04). */
   addsEnumValue: boolean;
-  /** Line and column of a UTF-16 offset in `text`. */
+  /**
+   * UTF-16 offset of each piece in the file's text (the pieces joined by the breakpoint). Counted
+   * on first use, like every position below: the parse keeps no text, so a 50 MB file costs no
+   * more memory than a small one until an error has to be placed.
+   */
+  readonly pieceOffsets: readonly number[];
+  /** UTF-16 offset of a piece's first statement, or of the piece when it has none. */
+  pieceStart(piece: number): number;
+  /** Line and column of a UTF-16 offset in the file's text. */
   position(offset: number): FilePosition;
   /**
    * Line and column of a 1-based character position counted from the UTF-16 offset `from`, as
-   * the server reports it in an error about a query that started there.
+   * the server reports it in an error about a query that started there (a query never spans a
+   * breakpoint).
    */
   positionAfter(from: number, characterPosition: number): FilePosition;
 }
@@ -121,6 +124,11 @@ export interface ParseOptions {
    * enum value added), for a file that runs as one query per piece and needs no more.
    */
   statements?: "all" | "facts";
+  /**
+   * How long a piece may be before it is parsed a run of statements at a time (default
+   * CHUNK_CHARACTERS); the statements and errors are the same either way.
+   */
+  chunkCharacters?: number;
 }
 
 export interface SqlParser {
@@ -173,85 +181,197 @@ type ScanSync = typeof import("libpg-query").scanSync;
 function parseMigration(pieces: readonly string[], parseSync: ParseSync, options: ParseOptions): ParsedMigration {
   const keepNodes = options.nodes ?? true;
   const factsOnly = options.statements === "facts";
-  const text = pieces.join(STATEMENT_BREAKPOINT);
-  const pieceOffsets: number[] = [];
-  const pieceStarts: number[] = [];
+  const chunk = options.chunkCharacters ?? CHUNK_CHARACTERS;
   let managesTransactions = false;
   let addsEnumValue = false;
   const statements: SqlStatement[] = [];
   const errors: SqlSyntaxError[] = [];
   let offset = 0;
+  let at: FilePosition = { line: 1, column: 1 };
   let cutLiteral = false;
-  const lines = new LineIndex(text);
-  pieces.forEach((piece, index) => {
-    pieceOffsets.push(offset);
-    pieceStarts.push(offset);
+  // One pass, each piece read once (from disk, for a file the journal reads lazily) and dropped:
+  // what the parse keeps is the facts, never the text.
+  for (let index = 0; index < pieces.length; index++) {
+    const piece = pieces[index] as string;
     const base = offset;
+    const lines = new LineCursor(piece, at);
+    const end = new LineCursor(piece, at).at(piece.length);
     offset += piece.length + STATEMENT_BREAKPOINT.length;
+    at = { line: end.line, column: end.column + STATEMENT_BREAKPOINT.length };
     // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
-    if (piece.trim() === "") return;
-    let result: ReturnType<ParseSync>;
+    if (piece.trim() === "") continue;
     try {
-      result = parseSync(piece);
+      for (const found of parsePiece(piece, parseSync, chunk, keepNodes)) {
+        const known = facts(found.kind, found.fields);
+        if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
+        if (known.enumValue) addsEnumValue = true;
+        if (factsOnly && !known.transaction && !known.concurrently && !known.enumValue) continue;
+        statements.push({
+          piece: index,
+          kind: found.kind,
+          node: keepNodes ? found.fields : {},
+          start: base + found.start,
+          end: base + found.end,
+          stop: base + found.stop,
+          text: piece.slice(found.start, found.end),
+          ...lines.at(found.start),
+          ...known,
+        });
+      }
     } catch (error) {
+      if (!(error instanceof PieceSyntaxError)) throw error;
       // The rest of a literal a breakpoint cut fails too; its error says nothing new.
       if (cutLiteral) {
         cutLiteral = false;
-        return;
+        continue;
       }
-      const details = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
-      const at = base + codePointOffset(piece, Math.max(0, details?.cursorPosition ?? 0));
-      const message = (error as Error).message;
-      cutLiteral = message.startsWith("unterminated") && index < pieces.length - 1;
-      const syntaxError: SqlSyntaxError = { piece: index, ...lines.at(at), message };
+      const syntaxError: SqlSyntaxError = { piece: index, ...lines.at(error.at), message: error.message };
+      cutLiteral = error.message.startsWith("unterminated") && index < pieces.length - 1;
       if (cutLiteral) {
-        const cut = lines.at(base + piece.length);
-        syntaxError.cause = `the \`${STATEMENT_BREAKPOINT}\` at line ${cut.line} is inside a string, quoted name, dollar quote or comment, and drizzle-kit splits the file there as drizzle-orm does, cutting the statement in two`;
+        syntaxError.cause = `the \`${STATEMENT_BREAKPOINT}\` at line ${end.line} is inside a string, quoted name, dollar quote or comment, and drizzle-kit splits the file there as drizzle-orm does, cutting the statement in two`;
       }
       errors.push(syntaxError);
-      return;
+      continue;
     }
     cutLiteral = false;
-    const bytes = new Utf8Offsets(piece);
-    let first = true;
-    for (const raw of result.stmts ?? []) {
-      const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
-      const from = raw.stmt_location ?? 0;
-      // PostgreSQL puts a statement's location at its first token and its length up to its `;`.
-      const startInPiece = bytes.toUtf16(from);
-      const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
-      const endInPiece = startInPiece + piece.slice(startInPiece, semicolon ?? piece.length).trimEnd().length;
-      const start = base + startInPiece;
-      if (first) pieceStarts[index] = start;
-      first = false;
-      const known = facts(kind, fields as Record<string, unknown>);
-      if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
-      if (known.enumValue) addsEnumValue = true;
-      if (factsOnly && !known.transaction && !known.concurrently && !known.enumValue) continue;
-      statements.push({
-        piece: index,
-        kind,
-        node: keepNodes ? (fields as Record<string, unknown>) : {},
-        start,
-        end: base + endInPiece,
-        stop: base + (semicolon === undefined ? endInPiece : semicolon + 1),
-        text: piece.slice(startInPiece, endInPiece),
-        ...lines.at(start),
-        ...known,
-      });
-    }
-  });
+  }
+  let index: PieceIndex | undefined;
+  let offsets: number[] | undefined;
+  const pieceIndex = () => {
+    index ??= new PieceIndex(pieces, STATEMENT_BREAKPOINT);
+    return index;
+  };
   return {
-    text,
-    pieceOffsets,
-    pieceStarts,
     statements,
     errors,
     managesTransactions,
     addsEnumValue,
-    position: (at) => lines.at(at),
-    positionAfter: (from, characterPosition) => lines.at(from + codePointOffset(text.slice(from), Math.max(0, characterPosition - 1))),
+    get pieceOffsets() {
+      offsets ??= Array.from(pieceIndex().offsets);
+      return offsets;
+    },
+    pieceStart(piece) {
+      const from = pieceIndex().offsets[piece] ?? 0;
+      const text = pieces[piece] ?? "";
+      if (text.trim() === "") return from;
+      try {
+        return from + (parsePiece(text, parseSync, chunk, false).next().value?.start ?? 0);
+      } catch {
+        return from;
+      }
+    },
+    position: (offset) => pieceIndex().at(offset),
+    positionAfter: (from, characterPosition) =>
+      pieceIndex().at(from + codePointOffset(pieceIndex().textFrom(from), Math.max(0, characterPosition - 1))),
   };
+}
+
+interface FoundStatement {
+  kind: string;
+  fields: Record<string, unknown>;
+  /** UTF-16 offsets in the piece: first token, end without the `;`, just past the `;`. */
+  start: number;
+  end: number;
+  stop: number;
+}
+
+/** What PostgreSQL's parser rejected in a piece, at a UTF-16 offset into it. */
+class PieceSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly at: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Past this many characters a piece is parsed a run of whole statements at a time. libpg-query
+ * hands back the parse of its whole input as one JSON string, ~10 times the SQL: `up` on a 5 MB
+ * file without breakpoints peaked at 279 MiB parsed whole, 135 MiB in 256 Ki chunks (each parse
+ * a multi-megabyte string V8 keeps until a full collection) and 96 MiB in 32 Ki chunks.
+ */
+const CHUNK_CHARACTERS = 32 * 1024;
+
+/**
+ * The top-level statements of one piece, parsed whole or, when it is long, in chunks cut just
+ * after a `;` that ends a line. A cut is only a guess, which the parser checks: a chunk that ends
+ * inside a string, quoted name, dollar quote, block comment or `BEGIN ATOMIC` body fails to
+ * parse "at end of input" or as "unterminated", and is then doubled up to a later cut; one that
+ * parses ends between two statements, so its statements are exactly the whole piece's. Any other
+ * error is the SQL's own (the parser fails at the first token no text could follow), placed as if
+ * the piece had been parsed whole. Throws PieceSyntaxError.
+ */
+function* parsePiece(piece: string, parseSync: ParseSync, chunkCharacters: number, nodes: boolean): Generator<FoundStatement> {
+  let fromBytes = 0;
+  for (let from = 0; from < piece.length; ) {
+    let size = Math.max(1, chunkCharacters);
+    let to = cutAfter(piece, from + size);
+    for (;;) {
+      const chunk = from === 0 && to === piece.length ? piece : piece.slice(from, to);
+      if (chunk.trim() === "") return;
+      let result: ReturnType<ParseSync>;
+      try {
+        result = parseSync(chunk);
+      } catch (error) {
+        const message = (error as Error).message;
+        if (to < piece.length && (message.startsWith("unterminated") || message.endsWith("at end of input"))) {
+          size *= 2;
+          to = cutAfter(piece, from + size);
+          continue;
+        }
+        const details = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
+        throw new PieceSyntaxError(message, from + codePointOffset(chunk, Math.max(0, details?.cursorPosition ?? 0)));
+      }
+      for (const found of statementsOf(chunk, result)) {
+        if (nodes && fromBytes > 0) shiftLocations(found.fields, fromBytes);
+        yield { ...found, start: from + found.start, end: from + found.end, stop: from + found.stop };
+      }
+      fromBytes += Buffer.byteLength(chunk);
+      break;
+    }
+    from = to;
+  }
+}
+
+/** Makes a chunk's parse tree count its `location`s from the start of the piece, as a whole parse does. */
+function shiftLocations(node: unknown, bytes: number): void {
+  if (Array.isArray(node)) {
+    for (const item of node) shiftLocations(item, bytes);
+    return;
+  }
+  if (typeof node !== "object" || node === null) return;
+  const fields = node as Record<string, unknown>;
+  for (const [key, value] of Object.entries(fields)) {
+    // -1 is the parser's "no location".
+    if (key === "location" && typeof value === "number") {
+      if (value >= 0) fields[key] = value + bytes;
+    } else shiftLocations(value, bytes);
+  }
+}
+
+/** Just past the first `;` at the end of a line at or after `at`, or the end of the piece. */
+function cutAfter(piece: string, at: number): number {
+  if (at >= piece.length) return piece.length;
+  for (let i = piece.indexOf(";", at); i !== -1; i = piece.indexOf(";", i + 1)) {
+    const next = piece.charCodeAt(i + 1);
+    if (next === 0x0a || (next === 0x0d && piece.charCodeAt(i + 2) === 0x0a)) return i + 1;
+  }
+  return piece.length;
+}
+
+/** The top-level statements of one parsed text, with UTF-16 offsets into it. */
+function* statementsOf(text: string, result: ReturnType<ParseSync>): Generator<FoundStatement> {
+  const bytes = new Utf8Offsets(text);
+  for (const raw of result.stmts ?? []) {
+    const [kind, fields] = Object.entries(raw.stmt ?? {})[0] ?? ["", {}];
+    const from = raw.stmt_location ?? 0;
+    // PostgreSQL puts a statement's location at its first token and its length up to its `;`.
+    const start = bytes.toUtf16(from);
+    const semicolon = raw.stmt_len ? bytes.toUtf16(from + raw.stmt_len) : undefined;
+    const end = start + text.slice(start, semicolon ?? text.length).trimEnd().length;
+    yield { kind, fields: fields as Record<string, unknown>, start, end, stop: semicolon === undefined ? end : semicolon + 1 };
+  }
 }
 
 const CONTROLS_TRANSACTION = new Set<TransactionKind>(["begin", "commit", "rollback", "prepare"]);
@@ -340,4 +460,3 @@ function scan(sql: string, scanSync: ScanSync): SqlToken[] {
 }
 
 export type { FilePosition };
-export { LineIndex };
