@@ -77,7 +77,9 @@ describe("two releases through the deploy", () => {
   });
 
   it("blocks release 2, whose migration has invalid SQL: exit 10, schema and Deployment as they were, on-call paged", async () => {
-    const run = await deploy("run-job", { ...cluster(broken), DEPLOY_IMAGE: NEXT_IMAGE, DEPLOY_VERSION: "1.1.0" });
+    // Another workflow run, as a second release is: the Job's name carries the run id, and both
+    // deploys can fall in the same second on a fast machine.
+    const run = await deploy("run-job", { ...cluster(broken), DEPLOY_IMAGE: NEXT_IMAGE, DEPLOY_VERSION: "1.1.0", GITHUB_RUN_ID: "4243" });
     expect(run.code, run.stdout + run.stderr).toBe(10);
 
     // The migrator's own report reached the deploy log and the summary.

@@ -88,6 +88,9 @@ describe("users and bookmarks", () => {
     for (const n of [1, 2, 3]) {
       const res = await send("POST", `/users/${userId}/bookmarks`, { url: `https://example.com/${n}`, title: `page ${n}` });
       expect(res.status).toBe(201);
+      // created_at keeps milliseconds: two saves in one millisecond tie, and a tie is ordered by
+      // the random uuid, so "newest first" needs the saves a millisecond apart.
+      await new Promise((resolve) => setTimeout(resolve, 3));
     }
     const first = await send("GET", `/users/${userId}/bookmarks?limit=2`);
     expect(first.status).toBe(200);
