@@ -30,6 +30,13 @@ export interface ConnectOptions {
   timeoutMs: number;
   onEvent: EventSink;
   signal?: AbortSignal;
+  /**
+   * Session settings sent in the startup packet (`options`), which saves a `SET` round trip
+   * each. A server or pooler that refuses them (PgBouncer without `ignore_startup_parameters`,
+   * a PostgreSQL that lacks a setting) gets a second connection without them, and one that
+   * drops them silently is not noticed here: the caller reads back what is in effect.
+   */
+  settings?: Record<string, string | number>;
 }
 
 /**
@@ -40,11 +47,14 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
   const started = Date.now();
   const where = describeDatabase(options.url);
   let delay = 250;
+  let startupOptions = startupOptionsOf(options.settings);
   for (let attempt = 1; ; attempt++) {
     const remaining = options.timeoutMs - (Date.now() - started);
     const client = new pg.Client({
       connectionString: options.url,
       application_name: options.applicationName,
+      // A URL with its own `options` parameter wins over this one (pg reads the URL last).
+      ...(startupOptions ? { options: startupOptions } : {}),
       // Each attempt gets at most what is left of --connect-timeout, so a server that never
       // answers cannot stretch the bound by a whole attempt.
       connectionTimeoutMillis: Math.max(1000, Math.min(5000, remaining)),
@@ -58,6 +68,11 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       return client;
     } catch (error) {
       await client.end().catch(() => {});
+      if (startupOptions && refusedStartupOptions(error)) {
+        startupOptions = undefined;
+        attempt--;
+        continue;
+      }
       const elapsed = Date.now() - started;
       if (!isTransient(error)) {
         const code = (error as { code?: string }).code;
@@ -89,6 +104,19 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       delay = Math.min(delay * 2, 5000);
     }
   }
+}
+
+function startupOptionsOf(settings: Record<string, string | number> | undefined): string | undefined {
+  const entries = Object.entries(settings ?? {});
+  // Names and values are ours (identifiers and integers): nothing to escape in `-c name=value`.
+  return entries.length ? entries.map(([name, value]) => `-c ${name}=${value}`).join(" ") : undefined;
+}
+
+// 08P01: PgBouncer's "unsupported startup parameter: options"; 42704: a setting this PostgreSQL
+// does not know (client_connection_check_interval before 14); 22023: a value it refuses.
+function refusedStartupOptions(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  return code === "08P01" || code === "42704" || code === "22023" || /startup parameter/i.test(String(message));
 }
 
 const lost = new WeakSet<pg.Client>();

@@ -93,6 +93,7 @@ async function rollBackIn(session: Session, migrations: Migration[], options: Do
     );
   }
   const client = session.client;
+  await session.markRunning();
   await client.query("BEGIN");
   try {
     for (const migration of targets) {

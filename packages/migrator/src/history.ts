@@ -34,20 +34,19 @@ export interface HistoryRow {
  */
 export async function ensureHistoryTable(client: pg.ClientBase): Promise<void> {
   if (await historyExists(client)) return;
-  await client.query("BEGIN");
   try {
-    await client.query("SELECT pg_advisory_xact_lock($1, 2)", [MIGRATION_LOCK_KEY.classId]);
-    await createHistoryTable(client);
-    await client.query("COMMIT");
+    // One round trip: every statement is ours and takes no parameter.
+    await client.query(`BEGIN; ${createHistoryTable}; COMMIT`);
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     throw error;
   }
 }
 
-async function createHistoryTable(client: pg.ClientBase): Promise<void> {
-  await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(DRIZZLE_SCHEMA)}`);
-  await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+const createHistoryTable = [
+  `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY.classId}, 2)`,
+  `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(DRIZZLE_SCHEMA)}`,
+  `CREATE TABLE IF NOT EXISTS ${table} (
     run_id uuid PRIMARY KEY,
     started_at timestamptz NOT NULL,
     finished_at timestamptz,
@@ -61,38 +60,43 @@ async function createHistoryTable(client: pg.ClientBase): Promise<void> {
     host text,
     app_version text,
     lock_wait_ms integer
-  )`);
-  await client.query(`CREATE INDEX IF NOT EXISTS migration_runs_started_at_idx ON ${table} (started_at DESC)`);
-}
+  )`,
+  `CREATE INDEX IF NOT EXISTS migration_runs_started_at_idx ON ${table} (started_at DESC)`,
+].join("; ");
 
 /**
  * Writes a run's final row and reads the run counts back, in one transaction whose bounds are its
  * own (`SET LOCAL`): the run's timeouts may be what failed it, or be off, and a session that a
- * transaction pooler shares must not keep settings the run made.
+ * transaction pooler shares must not keep settings the run made. Three round trips and one
+ * commit on a table that exists: a no-op run pays for each.
  */
 export async function writeFinalRow(client: pg.ClientBase, row: HistoryRow): Promise<RunSummary> {
-  await client.query("BEGIN");
   try {
-    await client.query("SET LOCAL lock_timeout = 5000");
-    await client.query("SET LOCAL statement_timeout = 10000");
-    if (!(await historyExists(client))) {
-      await client.query("SELECT pg_advisory_xact_lock($1, 2)", [MIGRATION_LOCK_KEY.classId]);
-      await createHistoryTable(client);
-    }
-    await saveRun(client, row);
-    const summary = await summarizeRuns(client);
+    const opened = (await client.query(
+      `BEGIN; SET LOCAL lock_timeout = 5000; SET LOCAL statement_timeout = 10000; ${existsQuery}`,
+    )) as unknown as pg.QueryResult<{ present: boolean }>[];
+    if (!opened.at(-1)?.rows[0]?.present) await client.query(createHistoryTable);
+    // The summary reads the table as it was before this statement's insert: the run's own row is
+    // taken from the insert instead, so the counts include it once, in its final status.
+    const { rows } = await client.query<SummaryRow>(
+      `WITH saved AS (${upsertRun} RETURNING status, finished_at)
+       SELECT status, count(*) AS count, max(finished_at) AS last_finished
+         FROM (SELECT status, finished_at FROM ${table} WHERE run_id <> $1 UNION ALL SELECT status, finished_at FROM saved) AS runs
+        GROUP BY status`,
+      runValues(row),
+    );
     await client.query("COMMIT");
-    return summary;
+    return summaryOf(rows);
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     throw error;
   }
 }
 
+const existsQuery = `SELECT to_regclass(${pg.escapeLiteral(`${DRIZZLE_SCHEMA}.${HISTORY_TABLE}`)}) IS NOT NULL AS present`;
+
 export async function historyExists(client: pg.ClientBase): Promise<boolean> {
-  const { rows } = await client.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
-    `${DRIZZLE_SCHEMA}.${HISTORY_TABLE}`,
-  ]);
+  const { rows } = await client.query<{ present: boolean }>(existsQuery);
   return Boolean(rows[0]?.present);
 }
 
@@ -107,31 +111,36 @@ export async function markCrashedRuns(client: pg.ClientBase): Promise<number> {
   return rowCount ?? 0;
 }
 
-/** Writes a run's row; an existing row (the `running` one) is replaced with the final state. */
-export async function saveRun(client: pg.ClientBase, row: HistoryRow): Promise<void> {
-  await client.query(
-    `INSERT INTO ${table} (run_id, started_at, finished_at, duration_ms, status, from_version, to_version, applied, error, error_code, host, app_version, lock_wait_ms)
+const upsertRun = `INSERT INTO ${table} (run_id, started_at, finished_at, duration_ms, status, from_version, to_version, applied, error, error_code, host, app_version, lock_wait_ms)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
      ON CONFLICT (run_id) DO UPDATE SET finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
        status = EXCLUDED.status, from_version = EXCLUDED.from_version, to_version = EXCLUDED.to_version,
-       applied = EXCLUDED.applied, error = EXCLUDED.error, error_code = EXCLUDED.error_code, lock_wait_ms = EXCLUDED.lock_wait_ms`,
-    [
-      row.runId,
-      row.startedAt,
-      row.finishedAt,
-      row.durationMs,
-      row.status,
-      row.fromVersion,
-      row.toVersion,
-      row.applied,
-      row.error,
-      row.errorCode,
-      row.host,
-      row.appVersion,
-      row.lockWaitMs,
-    ],
-  );
+       applied = EXCLUDED.applied, error = EXCLUDED.error, error_code = EXCLUDED.error_code, lock_wait_ms = EXCLUDED.lock_wait_ms`;
+
+function runValues(row: HistoryRow): unknown[] {
+  return [
+    row.runId,
+    row.startedAt,
+    row.finishedAt,
+    row.durationMs,
+    row.status,
+    row.fromVersion,
+    row.toVersion,
+    row.applied,
+    row.error,
+    row.errorCode,
+    row.host,
+    row.appVersion,
+    row.lockWaitMs,
+  ];
 }
+
+/** Writes a run's row; an existing row (the `running` one) is replaced with the final state. */
+export async function saveRun(client: pg.ClientBase, row: HistoryRow): Promise<void> {
+  await client.query(upsertRun, runValues(row));
+}
+
+type SummaryRow = { status: string; count: string; last_finished: Date | null };
 
 export interface RunSummary {
   /** Runs by status over the whole history: the success and failure counts. */
@@ -139,11 +148,7 @@ export interface RunSummary {
   lastSuccessAt: Date | null;
 }
 
-export async function summarizeRuns(client: pg.ClientBase): Promise<RunSummary> {
-  if (!(await historyExists(client))) return { counts: {}, lastSuccessAt: null };
-  const { rows } = await client.query<{ status: string; count: string; last_finished: Date | null }>(
-    `SELECT status, count(*) AS count, max(finished_at) AS last_finished FROM ${table} GROUP BY status`,
-  );
+function summaryOf(rows: SummaryRow[]): RunSummary {
   const successes = rows.filter((r) => (r.status === "applied" || r.status === "noop") && r.last_finished);
   const lastSuccessAt = successes.reduce<Date | null>((a, r) => (a && a >= (r.last_finished as Date) ? a : r.last_finished), null);
   return { counts: Object.fromEntries(rows.map((r) => [r.status, Number(r.count)])), lastSuccessAt };

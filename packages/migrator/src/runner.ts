@@ -102,6 +102,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
 async function applyPlan(session: Session, plan: Plan, migrations: readonly Migration[], options: RunOptions): Promise<Applied> {
   const onEvent = options.onEvent ?? (() => {});
   if (plan.problems.length > 0 || plan.pending.length === 0) return { done: [] };
+  await session.markRunning();
   const done: AppliedMigration[] = [];
   let prepared: PreparedRun | undefined;
   try {

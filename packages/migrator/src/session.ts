@@ -35,6 +35,12 @@ export interface Session {
   pid: number;
   runId: string;
   progress: Progress;
+  /**
+   * Writes the run's `running` row, so a runner killed from here on is marked `crashed` by the
+   * next one. Called just before the first change: a run that changes nothing writes one row,
+   * its final one. Idempotent.
+   */
+  markRunning(): Promise<void>;
 }
 
 /** What a command's work did, typed; the history row, the events and the exit code read it. */
@@ -91,6 +97,7 @@ export async function runSession(
   work: ((session: Session) => Promise<WorkOutcome>) | MigratorError,
 ): Promise<RunRecord> {
   const { onEvent, command } = settings;
+  const wanted = sessionValues(settings);
   const runId = randomUUID();
   const startedAt = new Date();
   const started = performance.now();
@@ -149,6 +156,7 @@ export async function runSession(
     client = await connect({
       url: settings.databaseUrl,
       applicationName: `yomu-migrate${command === "up" ? "" : ` ${command}`} ${settings.host}`.slice(0, 63),
+      settings: wanted,
       // A run that already failed connects only to leave its row: no long wait for that.
       timeoutMs: work instanceof MigratorError ? Math.min(settings.connectTimeoutMs, 5_000) : settings.connectTimeoutMs,
       onEvent,
@@ -159,9 +167,10 @@ export async function runSession(
     } else {
       const session = client;
       phase = "session set-up";
-      const { pid } = await checkOneSession(session, settings.databaseUrl);
+      const identity = await checkOneSession(session, settings.databaseUrl, { settings: Object.keys(wanted) });
+      const { pid } = identity;
       stopCancelling = cancelOnAbort(pid, settings.databaseUrl, settings.signal);
-      await configureSession(session, settings);
+      await configureSession(session, wanted, identity);
       progress = watchProgress({ url: settings.databaseUrl, pid, onEvent, intervalMs: settings.progressIntervalMs });
       const sessionProgress = progress;
       phase = "the wait for the migration lock";
@@ -171,7 +180,8 @@ export async function runSession(
         async (waitMs) => {
           lockWaitMs = waitMs;
           phase = "session set-up";
-          await assertHoldsLock(session, pid);
+          // A direct connection is its own session: no proxy can have moved the next statement.
+          if (!identity.direct) await assertHoldsLock(session, pid);
           await ensureHistoryTable(session);
           const crashed = await markCrashedRuns(session);
           if (crashed > 0) {
@@ -182,10 +192,14 @@ export async function runSession(
               runs: crashed,
             });
           }
-          await saveRun(session, historyRow({ ...finish(), status: "failed" }, settings, "running"));
+          let running: Promise<void> | undefined;
+          const markRunning = () => {
+            running ??= saveRun(session, historyRow({ ...finish(), status: "failed" }, settings, "running"));
+            return running;
+          };
           phase = "applying";
           applyStarted = performance.now();
-          const done = await work({ client: session, pid, runId, progress: sessionProgress });
+          const done = await work({ client: session, pid, runId, progress: sessionProgress, markRunning });
           applyMs = Math.round(performance.now() - applyStarted);
           outcome = done.error ? { ...done, error: settle(done.error, done) } : done;
           // Recorded while the lock is still held: the next runner reads a finished row, never ours as `running`.
@@ -333,12 +347,31 @@ function rootMessage(error: unknown): string {
   return typeof detail === "string" ? detail : String((error as Error)?.message ?? error);
 }
 
-async function configureSession(client: pg.Client, settings: { lockTimeoutMs: number; statementTimeoutMs: number }): Promise<void> {
-  await client.query(`SET lock_timeout = ${Math.trunc(settings.lockTimeoutMs)}`);
-  await client.query(`SET statement_timeout = ${Math.trunc(settings.statementTimeoutMs)}`);
-  // PostgreSQL 14+: notice a vanished client (a killed pod) during a long statement, roll back
-  // and free the lock within a second instead of when the statement ends.
-  await client.query("SET client_connection_check_interval = 1000").catch(() => {});
+/** The session settings every run works under, as pg_settings shows them (ms, unitless). */
+function sessionValues(settings: { lockTimeoutMs: number; statementTimeoutMs: number }): Record<string, string> {
+  return {
+    lock_timeout: String(Math.trunc(settings.lockTimeoutMs)),
+    statement_timeout: String(Math.trunc(settings.statementTimeoutMs)),
+    // PostgreSQL 14+: notice a vanished client (a killed pod) during a long statement, roll back
+    // and free the lock within a second instead of when the statement ends.
+    client_connection_check_interval: "1000",
+  };
+}
+
+/**
+ * Sets what the startup packet did not (a URL with its own `options` replaces ours). Behind a
+ * proxy every setting is set again: the startup packet was the proxy's to forward, refuse or
+ * drop, and what a shared server connection shows may be another client's. A setting this
+ * server lacks (absent from what was read) is skipped.
+ */
+async function configureSession(
+  client: pg.Client,
+  wanted: Record<string, string>,
+  session: { direct: boolean; settings: Record<string, string> },
+): Promise<void> {
+  for (const [name, value] of Object.entries(wanted)) {
+    if (name in session.settings && (!session.direct || session.settings[name] !== value)) await client.query(`SET ${name} = ${value}`);
+  }
 }
 
 /** On abort, cancels whatever the session's backend runs, from a second connection. */

@@ -92,7 +92,7 @@ describe("every run that reached the database leaves a row", () => {
       await eventually("the runner to wait to record its run", () =>
         withClient(db.url, async (client) => {
           const { rows } = await client.query(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'yomu-migrate history-pod' AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%migration_runs%'",
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'yomu-migrate history-pod' AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%migration_runs%'",
           );
           return rows.length > 0 ? true : undefined;
         }),
