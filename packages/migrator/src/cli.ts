@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { type Config, helpText, parseConfig } from "./config.js";
 import { describeDatabase } from "./connection.js";
 import { ExitCode, exitCodeOf, MigratorError } from "./errors.js";
-import type { BaseJournal, Finding } from "./lint.js";
+import type { Finding } from "./lint.js";
 import { createLogger, type Logger, redact } from "./log.js";
 import { pushMetrics } from "./metrics.js";
 import { runMigrations } from "./runner.js";
@@ -66,25 +66,24 @@ export async function runCli(argv: readonly string[], env: Record<string, string
 
 async function lintCommand(config: Config, log: Logger): Promise<number> {
   const { changedMigrations, lint } = await import("./lint.js");
-  const { readMigrations } = await import("./journal.js");
   let files = config.files;
-  let base: BaseJournal | undefined;
+  let findings: Finding[];
+  // Pending files and those changed since --base ship in one deploy; named files are judged alone.
   if (files.length === 0 && config.base) {
     const changed = await changedMigrations(config.dir, config.base);
     files = changed.files;
-    base = changed.baseJournal;
+    findings = await lint({ files, base: changed.baseJournal, deployTogether: true });
   } else if (files.length === 0) {
-    const state = await readStatus({
+    const { lintPending } = await import("./lint-pending.js");
+    ({ files, findings } = await lintPending({
       databaseUrl: config.databaseUrl,
       dir: config.dir,
       connectTimeoutMs: config.connectTimeoutMs,
       onEvent: log,
-    });
-    const byTag = new Map(readMigrations(config.dir).map((m) => [m.tag, m.file]));
-    files = state.pending.map((tag) => byTag.get(tag) as string);
+    }));
+  } else {
+    findings = await lint({ files, deployTogether: false });
   }
-  // Pending files and those changed since --base ship in one deploy; named files are judged alone.
-  const findings = await lint({ files, base, deployTogether: config.files.length === 0 });
   const format = config.json ? "json" : config.format;
   if (format === "json") process.stdout.write(`${JSON.stringify({ files, findings })}\n`);
   else if (format === "markdown") process.stdout.write(lintMarkdown(files, findings));

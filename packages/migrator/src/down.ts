@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DatabaseTarget } from "./connection.js";
 import { forgetApplied, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink } from "./events.js";
@@ -8,8 +9,8 @@ import { type Plan, planMigrations } from "./plan.js";
 import { sessionSettings } from "./runner.js";
 import { type RunRecord, runSession, type Session, type WorkOutcome } from "./session.js";
 
-export interface DownOptions {
-  databaseUrl: string;
+/** `databaseUrl`, or a connected `client` of the caller's: used as it is and never ended. */
+export interface DownOptions extends DatabaseTarget {
   dir: string;
   /** Roll back every applied migration newer than this tag; the tag itself stays applied. */
   to?: string;

@@ -9,6 +9,7 @@ export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js
 export type { EventName, EventOf, MigratorEvents } from "./events.js";
 export { type Migration, readMigrations } from "./journal.js";
 export { type Finding, lint } from "./lint.js";
+export { type LintPendingOptions, lintPending } from "./lint-pending.js";
 export { MIGRATION_LOCK_KEY } from "./lock.js";
 export { gateViolations, type LockPlan, type LockPlanOptions, type PlannedStatement, planLocks } from "./lock-plan.js";
 export { planJson, planMarkdown, planTable } from "./lock-plan-report.js";

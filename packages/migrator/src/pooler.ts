@@ -31,11 +31,12 @@ export interface SessionIdentity {
  * pinned by the probe's open transaction, gives our next statement another one. A session
  * pooler keeps our backend ours either way.
  *
- * @example const { pid } = await checkOneSession(client, databaseUrl);
+ * @example const { pid } = await checkOneSession(client, { connectionString: databaseUrl });
  */
 export async function checkOneSession(
   client: pg.Client,
-  url: string,
+  /** Where the probe connects: the run's URL, or its borrowed client's parameters. */
+  connection: pg.ClientConfig,
   options: { probeTimeoutMs?: number; settings?: readonly string[] } = {},
 ): Promise<SessionIdentity> {
   const first = await identify(client, options.settings ?? []);
@@ -49,7 +50,7 @@ export async function checkOneSession(
   if (marked.rows[0]?.before) throw shared(first.pid, "its backend still carried the mark of another yomu-migrate connection");
   const timeoutMs = options.probeTimeoutMs ?? 2_000;
   const probe = new pg.Client({
-    connectionString: url,
+    ...connection,
     application_name: "yomu-migrate session-check",
     connectionTimeoutMillis: timeoutMs,
   });

@@ -2,7 +2,15 @@
 // the order (connect, check, set up, lock, work, record, release, report) reads top to bottom.
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { connect, describeDatabase, isConnectionLost } from "./connection.js";
+import {
+  connect,
+  type DatabaseTarget,
+  describeTarget,
+  isConnectionLost,
+  type Opened,
+  openDatabase,
+  secondConnection,
+} from "./connection.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink, RunCommand } from "./events.js";
 import { ensureHistoryTable, type HistoryRow, markCrashedRuns, type RunStatus, saveRun, writeFinalRow } from "./history.js";
@@ -13,7 +21,8 @@ import { report } from "./report.js";
 
 export interface SessionSettings {
   command: RunCommand;
-  databaseUrl: string;
+  /** A URL the run connects to, or a client it borrows: used as it is, left as it was found, never ended. */
+  target: DatabaseTarget;
   dir: string;
   onEvent: EventSink;
   host: string;
@@ -101,7 +110,8 @@ export async function runSession(
   const runId = randomUUID();
   const startedAt = new Date();
   const started = performance.now();
-  const database = describeDatabase(settings.databaseUrl);
+  const database = describeTarget(settings.target);
+  const elsewhere = secondConnection(settings.target);
   onEvent({
     event: "migration.run.started",
     severity: "INFO",
@@ -117,7 +127,9 @@ export async function runSession(
   if (settings.statementTimeoutMs === 0)
     warnOff(onEvent, "statement-timeout", "a statement may run, and hold its locks, for as long as it likes");
 
+  let opened: Opened | undefined;
   let client: pg.Client | undefined;
+  let restore: (() => Promise<void>) | undefined;
   let progress: Progress | undefined;
   let stopCancelling = () => {};
   let phase = "connecting to the database";
@@ -153,8 +165,7 @@ export async function runSession(
   };
 
   try {
-    client = await connect({
-      url: settings.databaseUrl,
+    opened = await openDatabase(settings.target, {
       applicationName: `yomu-migrate${command === "up" ? "" : ` ${command}`} ${settings.host}`.slice(0, 63),
       settings: wanted,
       // A run that already failed connects only to leave its row: no long wait for that.
@@ -162,16 +173,19 @@ export async function runSession(
       onEvent,
       signal: settings.signal,
     });
+    client = opened.client;
     if (work instanceof MigratorError) {
       outcome = { ...notRead, error: work };
     } else {
       const session = client;
       phase = "session set-up";
-      const identity = await checkOneSession(session, settings.databaseUrl, { settings: Object.keys(wanted) });
+      const identity = await checkOneSession(session, elsewhere, { settings: Object.keys(wanted) });
       const { pid } = identity;
-      stopCancelling = cancelOnAbort(pid, settings.databaseUrl, settings.signal);
-      await configureSession(session, wanted, identity);
-      progress = watchProgress({ url: settings.databaseUrl, pid, onEvent, intervalMs: settings.progressIntervalMs });
+      stopCancelling = cancelOnAbort(pid, elsewhere, settings.signal);
+      const changed = await configureSession(session, wanted, identity);
+      // A borrowed session gets its own values back once the run is done with it.
+      if (opened.borrowed) restore = () => restoreSettings(session, changed, identity.settings);
+      progress = watchProgress({ connection: elsewhere, pid, onEvent, intervalMs: settings.progressIntervalMs });
       const sessionProgress = progress;
       phase = "the wait for the migration lock";
       await withAdvisoryLock(
@@ -219,7 +233,8 @@ export async function runSession(
     final = finish();
     if (client) summary = await record(client, final, settings);
   }
-  await client?.end().catch(() => {});
+  if (client && !isConnectionLost(undefined, client)) await restore?.().catch(() => {});
+  await opened?.release();
   const result: RunRecord = { ...final, runCounts: summary?.counts ?? {}, lastSuccessAt: summary?.lastSuccessAt ?? null };
   report(result, settings);
   return result;
@@ -237,7 +252,12 @@ async function record(
   let writer = client;
   try {
     if (isConnectionLost(undefined, client)) {
-      writer = await connect({ url: settings.databaseUrl, applicationName: "yomu-migrate history", timeoutMs: 5_000, onEvent: () => {} });
+      writer = await connect({
+        url: secondConnection(settings.target),
+        applicationName: "yomu-migrate history",
+        timeoutMs: 5_000,
+        onEvent: () => {},
+      });
     }
     return await writeFinalRow(writer, historyRow(run, settings, historyStatus(run)));
   } catch (error) {
@@ -368,17 +388,29 @@ async function configureSession(
   client: pg.Client,
   wanted: Record<string, string>,
   session: { direct: boolean; settings: Record<string, string> },
-): Promise<void> {
+): Promise<string[]> {
+  const set: string[] = [];
   for (const [name, value] of Object.entries(wanted)) {
-    if (name in session.settings && (!session.direct || session.settings[name] !== value)) await client.query(`SET ${name} = ${value}`);
+    if (!(name in session.settings) || (session.direct && session.settings[name] === value)) continue;
+    await client.query(`SET ${name} = ${value}`);
+    set.push(name);
   }
+  return set;
+}
+
+async function restoreSettings(client: pg.Client, names: string[], before: Record<string, string>): Promise<void> {
+  if (names.length === 0) return;
+  await client.query("SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS s(name, value)", [
+    names,
+    names.map((n) => before[n] ?? ""),
+  ]);
 }
 
 /** On abort, cancels whatever the session's backend runs, from a second connection. */
-function cancelOnAbort(pid: number, url: string, signal: AbortSignal | undefined): () => void {
+function cancelOnAbort(pid: number, connection: pg.ClientConfig, signal: AbortSignal | undefined): () => void {
   if (!signal) return () => {};
   const cancel = () => {
-    const other = new pg.Client({ connectionString: url, application_name: "yomu-migrate cancel", connectionTimeoutMillis: 5000 });
+    const other = new pg.Client({ ...connection, application_name: "yomu-migrate cancel", connectionTimeoutMillis: 5000 });
     other.on("error", () => {});
     other
       .connect()

@@ -1,4 +1,4 @@
-import { connect } from "./connection.js";
+import { type DatabaseTarget, openDatabase } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { type Drift, detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
@@ -8,8 +8,7 @@ import { planMigrations } from "./plan.js";
 import { readLatestSnapshot } from "./snapshot.js";
 import { describeProblem } from "./status.js";
 
-export interface VerifyOptions {
-  databaseUrl: string;
+export interface VerifyOptions extends DatabaseTarget {
   dir: string;
   connectTimeoutMs?: number;
   onEvent?: EventSink;
@@ -40,12 +39,12 @@ export interface VerifyResult {
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const migrations = readMigrations(options.dir);
   const latest = readLatestSnapshot(options.dir, migrations);
-  const client = await connect({
-    url: options.databaseUrl,
+  const db = await openDatabase(options, {
     applicationName: "yomu-migrate verify",
     timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     onEvent: options.onEvent ?? (() => {}),
   });
+  const { client } = db;
   try {
     const plan = planMigrations(migrations, await readApplied(client));
     const problems: VerifyProblem[] = plan.problems.map((p) => ({ kind: p.kind, object: p.migration.file, message: describeProblem(p) }));
@@ -74,6 +73,6 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       problems,
     };
   } finally {
-    await client.end().catch(() => {});
+    await db.release();
   }
 }
