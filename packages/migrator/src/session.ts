@@ -13,7 +13,7 @@ import {
 } from "./connection.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink, RunCommand } from "./events.js";
-import { ensureHistoryTable, type HistoryRow, markCrashedRuns, type RunStatus, saveRun, writeFinalRow } from "./history.js";
+import { type HistoryRow, type RunStatus, saveRun, takeOverHistory, writeFinalRow } from "./history.js";
 import { assertHoldsLock, withAdvisoryLock } from "./lock.js";
 import { checkOneSession } from "./pooler.js";
 import { type Progress, watchProgress } from "./progress.js";
@@ -196,8 +196,7 @@ export async function runSession(
           phase = "session set-up";
           // A direct connection is its own session: no proxy can have moved the next statement.
           if (!identity.direct) await assertHoldsLock(session, pid);
-          await ensureHistoryTable(session);
-          const crashed = await markCrashedRuns(session);
+          const crashed = await takeOverHistory(session);
           if (crashed > 0) {
             onEvent({
               event: "migration.history.crashed",
