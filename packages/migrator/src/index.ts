@@ -2,7 +2,7 @@
 // writing to the console, exiting or installing signal handlers. The command line is
 // `@yomu/migrator/cli`; the JSON-lines sink that writes events to stdout is `@yomu/migrator/log`.
 export { baselineFile, rewriteBaseline } from "./baseline.js";
-export { describeDatabase } from "./connection.js";
+export { type DatabaseTarget, describeDatabase } from "./connection.js";
 export { type DownOptions, type DownResult, rollBack } from "./down.js";
 export { readApplied } from "./drizzle-table.js";
 export { type ErrorCode, ExitCode, exitCodeOf, MigratorError } from "./errors.js";
