@@ -4,7 +4,9 @@
 //      floor: a script that connects with pg and runs one query; wall time (median), peak RSS (max);
 //   2. applying 100, 250 and 500 generated migrations on a fresh database: the bundled CLI
 //      against drizzle-orm's migrate() script, their least-squares slopes compared.
-// Usage (after `pnpm build`): node bench/migrator/run.mjs [--runs N]
+// Usage (after `pnpm build`): node bench/migrator/run.mjs [--runs N] [--compare FILE]
+//   --compare FILE adds another build of the bundle (say, main's, copied beside dist/ before a
+//   change) to both parts, so a change is measured before and after in the same run.
 // DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +19,8 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const runsFlag = process.argv.indexOf("--runs");
 const RUNS = runsFlag === -1 ? 15 : Number(process.argv[runsFlag + 1]);
+const compareFlag = process.argv.indexOf("--compare");
+const COMPARE = compareFlag === -1 ? undefined : process.argv[compareFlag + 1];
 const SIZES = [100, 250, 500];
 const APPLY_RUNS = 5;
 const TIME = "/usr/bin/time";
@@ -26,6 +30,7 @@ const created = [];
 
 const JOB = "yomu-migrate up (the Job's bundle)";
 const DRIZZLE = "drizzle-orm migrate() script";
+const OTHER = `yomu-migrate up (--compare ${COMPARE})`;
 const FLOOR = "pg connect + SELECT 1";
 const tools = {
   [JOB]: (env) => run([process.execPath, join(root, "packages/migrator/dist/yomu-migrate.mjs"), "up"], env),
@@ -35,6 +40,7 @@ const tools = {
   [DRIZZLE]: (env) => run([process.execPath, join(root, "bench/migrator/drizzle-migrate.mjs")], env),
   [FLOOR]: (env) => run([process.execPath, join(root, "bench/migrator/pg-query.mjs")], env),
 };
+if (COMPARE) tools[OTHER] = (env) => run([process.execPath, COMPARE, "up"], env);
 
 /** One process: wall time in ms, and peak RSS in KiB as GNU time reports it. */
 function run(argv, env) {
@@ -146,7 +152,7 @@ async function noop() {
 }
 
 async function apply() {
-  const contenders = [JOB, DRIZZLE];
+  const contenders = COMPARE ? [JOB, OTHER, DRIZZLE] : [JOB, DRIZZLE];
   const rows = [];
   const points = Object.fromEntries(contenders.map((c) => [c, []]));
   for (const size of SIZES) {
@@ -186,12 +192,14 @@ async function apply() {
     );
   }
   const largest = SIZES.at(-1);
-  const total = points[JOB].at(-1)[1] / points[DRIZZLE].at(-1)[1];
-  const slopes = fits[JOB].slope / fits[DRIZZLE].slope;
-  console.log(
-    `\ntargets (the Job's bundle): per migration no dearer than drizzle's migrator: ${slopes <= 1 ? "yes" : "NO"} (slope ${slopes.toFixed(2)}x); ` +
-      `${largest} migrations in at most 0.9x its time: ${total <= 0.9 ? "yes" : "NO"} (${total.toFixed(2)}x)`,
-  );
+  for (const name of contenders.filter((c) => c !== DRIZZLE)) {
+    const total = points[name].at(-1)[1] / points[DRIZZLE].at(-1)[1];
+    const slopes = fits[name].slope / fits[DRIZZLE].slope;
+    console.log(
+      `\ntargets (${name}): per migration no dearer than drizzle's migrator: ${slopes <= 1 ? "yes" : "NO"} (slope ${slopes.toFixed(2)}x); ` +
+        `${largest} migrations in at most 0.9x its time: ${total <= 0.9 ? "yes" : "NO"} (${total.toFixed(2)}x)`,
+    );
+  }
 }
 
 function leastSquares(pairs) {

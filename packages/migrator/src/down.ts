@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { DatabaseTarget } from "./connection.js";
 import { forgetApplied, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink } from "./events.js";
@@ -9,8 +10,8 @@ import { type Plan, planMigrations } from "./plan.js";
 import { sessionSettings } from "./runner.js";
 import { type RunRecord, runSession, type Session, type WorkOutcome } from "./session.js";
 
-export interface DownOptions {
-  databaseUrl: string;
+/** `databaseUrl`, or a connected `client` of the caller's: used as it is and never ended. */
+export interface DownOptions extends DatabaseTarget {
   dir: string;
   /** Roll back every applied migration newer than this tag; the tag itself stays applied. */
   to?: string;
@@ -113,6 +114,7 @@ async function rollBackIn(session: Session, migrations: Migration[], options: Do
     );
   }
   const client = session.client;
+  await session.markRunning();
   await client.query("BEGIN");
   try {
     for (const { migration, statements } of downs) {

@@ -2,7 +2,7 @@
 // throw the copy away) whose steps share the catalog snapshots; kept together past 300 lines.
 import type pg from "pg";
 import { prepareRun } from "./applier.js";
-import { connect } from "./connection.js";
+import { connect, type DatabaseTarget, openDatabase, urlOf } from "./connection.js";
 import { documentedLocks } from "./documented-locks.js";
 import { readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -66,9 +66,11 @@ export interface LockPlan {
   };
 }
 
-export interface LockPlanOptions {
-  /** The database the plan is for; it is only read (in a read-only session), never changed. */
-  databaseUrl: string;
+/**
+ * `databaseUrl` or `client`: the database the plan is for; it is only read (in a read-only
+ * transaction), never changed. The copy is made on its server, with its credentials.
+ */
+export interface LockPlanOptions extends DatabaseTarget {
   dir: string;
   /**
    * Trace these tags (the migrations changed since `--base`) instead of what is pending in the
@@ -114,7 +116,7 @@ export async function planLocks(options: LockPlanOptions): Promise<LockPlan> {
 
   const started = performance.now();
   const shadow = await createShadowDatabase({
-    databaseUrl: options.databaseUrl,
+    databaseUrl: options.shadowDatabaseUrl ?? options.databaseUrl ?? urlOf(options.client as pg.Client),
     shadowDatabaseUrl: options.shadowDatabaseUrl,
     purpose: "plan",
   });
@@ -248,15 +250,15 @@ function byTags(shipped: Migration[], tags: readonly string[]): Migration[] {
 
 /** What is pending in the target and how big its tables are, read in a read-only session. */
 async function readTarget(options: LockPlanOptions, shipped: Migration[]): Promise<{ traced: Migration[]; liveRows: Map<string, number> }> {
-  const client = await connect({
-    url: options.databaseUrl,
+  const db = await openDatabase(options, {
     applicationName: "yomu-migrate plan (read-only)",
     timeoutMs: options.connectTimeoutMs ?? 60_000,
     onEvent: options.onEvent ?? (() => {}),
   });
+  const { client } = db;
   try {
-    // Belt and braces: nothing this session runs can write.
-    await client.query("SET default_transaction_read_only = on");
+    // Belt and braces: nothing read here can write; a transaction, so a borrowed session is left as it was.
+    await client.query("BEGIN TRANSACTION READ ONLY");
     const plan = planMigrations(shipped, await readApplied(client));
     if (plan.problems.length > 0) {
       const checksum = plan.problems.some((p) => p.kind === "checksum");
@@ -271,7 +273,8 @@ async function readTarget(options: LockPlanOptions, shipped: Migration[]): Promi
     );
     return { traced: plan.pending, liveRows: new Map(rows.map((r) => [r.name, Number(r.rows)])) };
   } finally {
-    await client.end().catch(() => {});
+    await client.query("ROLLBACK").catch(() => {});
+    await db.release();
   }
 }
 

@@ -16,6 +16,8 @@ export interface SessionIdentity {
   pid: number;
   /** Whether the server sees this very socket (no proxy in between), so no probe was needed. */
   direct: boolean;
+  /** The asked-for settings as the session started (pg_settings' raw values), read in the same round trip. */
+  settings: Record<string, string>;
 }
 
 /**
@@ -29,11 +31,17 @@ export interface SessionIdentity {
  * pinned by the probe's open transaction, gives our next statement another one. A session
  * pooler keeps our backend ours either way.
  *
- * @example const { pid } = await checkOneSession(client, databaseUrl);
+ * @example const { pid } = await checkOneSession(client, { connectionString: databaseUrl });
  */
-export async function checkOneSession(client: pg.Client, url: string, options: { probeTimeoutMs?: number } = {}): Promise<SessionIdentity> {
-  const first = await identify(client);
-  if (first.direct) return { pid: first.pid, direct: true };
+export async function checkOneSession(
+  client: pg.Client,
+  /** Where the probe connects: the run's URL, or its borrowed client's parameters. */
+  connection: pg.ClientConfig,
+  options: { probeTimeoutMs?: number; settings?: readonly string[] } = {},
+): Promise<SessionIdentity> {
+  const first = await identify(client, options.settings ?? []);
+  const settings = first.settings;
+  if (first.direct) return { pid: first.pid, direct: true, settings };
   const mark = randomBytes(8).toString("hex");
   const marked = await client.query<{ before: string }>(
     "SELECT coalesce(current_setting($1, true), '') AS before, set_config($1, $2, false)",
@@ -42,7 +50,7 @@ export async function checkOneSession(client: pg.Client, url: string, options: {
   if (marked.rows[0]?.before) throw shared(first.pid, "its backend still carried the mark of another yomu-migrate connection");
   const timeoutMs = options.probeTimeoutMs ?? 2_000;
   const probe = new pg.Client({
-    connectionString: url,
+    ...connection,
     application_name: "yomu-migrate session-check",
     connectionTimeoutMillis: timeoutMs,
   });
@@ -52,7 +60,7 @@ export async function checkOneSession(client: pg.Client, url: string, options: {
       await probe.connect();
     } catch {
       // No second connection allowed (max_client_conn, a connection limit): the lock-time checks remain.
-      return { pid: first.pid, direct: false };
+      return { pid: first.pid, direct: false, settings };
     }
     // Outside a transaction a transaction pooler hands the probe the server released last: ours,
     // or another runner's, and either carries a mark a session pooler would have reset.
@@ -83,18 +91,22 @@ export async function checkOneSession(client: pg.Client, url: string, options: {
       if (probed !== undefined) break;
       // No server for the probe while ours answered at once: ours is pinned to us, or the pool is busy.
     }
-    return { pid: first.pid, direct: false };
+    return { pid: first.pid, direct: false, settings };
   } finally {
     await probe.end().catch(() => {});
   }
 }
 
-async function identify(client: pg.Client): Promise<{ pid: number; direct: boolean }> {
-  const { rows } = await client.query<{ pid: number; port: number | null }>("SELECT pg_backend_pid() AS pid, inet_client_port() AS port");
-  const row = rows[0] as { pid: number; port: number | null };
+async function identify(client: pg.Client, names: readonly string[]): Promise<SessionIdentity> {
+  const { rows } = await client.query<{ pid: number; port: number | null; settings: Record<string, string> | null }>(
+    `SELECT pg_backend_pid() AS pid, inet_client_port() AS port,
+            (SELECT json_object_agg(name, setting) FROM pg_settings WHERE name = ANY($1::text[])) AS settings`,
+    [names],
+  );
+  const row = rows[0] as { pid: number; port: number | null; settings: Record<string, string> | null };
   const socket = (client as unknown as { connection?: { stream?: { localPort?: number } } }).connection?.stream;
   const localPort = socket?.localPort;
-  return { pid: row.pid, direct: localPort !== undefined && row.port === localPort };
+  return { pid: row.pid, direct: localPort !== undefined && row.port === localPort, settings: row.settings ?? {} };
 }
 
 function shared(pid: number, how: string): MigratorError {

@@ -11,8 +11,8 @@ export interface Position {
 }
 
 export interface ProgressOptions {
-  /** Used for a second connection that reads `pg_stat_activity` while the run's own is busy. */
-  url: string;
+  /** Where a second connection reads `pg_stat_activity` while the run's own is busy. */
+  connection: pg.ClientConfig;
   /** The run's backend, whose statement is watched. */
   pid: number;
   onEvent: EventSink;
@@ -33,7 +33,7 @@ export interface Progress {
  * waits on and who blocks it (`pg_blocking_pids`): the question an operator asks first when a
  * deploy hangs. The second connection is opened only once a statement outlasts one interval.
  *
- * @example const progress = watchProgress({ url, pid, onEvent, intervalMs: 10_000 });
+ * @example const progress = watchProgress({ connection: { connectionString: url }, pid, onEvent, intervalMs: 10_000 });
  */
 export function watchProgress(options: ProgressOptions): Progress {
   let current: Position | undefined;
@@ -41,7 +41,7 @@ export function watchProgress(options: ProgressOptions): Progress {
   const connectWatcher = () => {
     watcher ??= (async () => {
       const client = new pg.Client({
-        connectionString: options.url,
+        ...options.connection,
         application_name: "yomu-migrate progress",
         connectionTimeoutMillis: 5_000,
       });

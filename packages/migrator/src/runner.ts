@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { type AppliedMigration, applyRun, type PreparedRun, prepareRun } from "./applier.js";
+import type { DatabaseTarget } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
 import { MigratorError } from "./errors.js";
@@ -11,8 +12,8 @@ import { type RunRecord, runSession, type Session, type SessionSettings, type Wo
 
 export { defaults } from "./defaults.js";
 
-export interface RunOptions {
-  databaseUrl: string;
+/** `databaseUrl`, or a connected `client` of the caller's: used as it is and never ended. */
+export interface RunOptions extends DatabaseTarget {
   /** Folder drizzle-kit generates (holds `meta/_journal.json`). */
   dir: string;
   onEvent?: EventSink;
@@ -94,6 +95,7 @@ export async function runMigrations(options: RunOptions): Promise<RunResult> {
 async function applyPlan(session: Session, plan: Plan, migrations: readonly Migration[], options: RunOptions): Promise<Applied> {
   const onEvent = options.onEvent ?? (() => {});
   if (plan.problems.length > 0 || plan.pending.length === 0) return { done: [] };
+  await session.markRunning();
   const done: AppliedMigration[] = [];
   let prepared: PreparedRun | undefined;
   try {
@@ -195,15 +197,12 @@ function toResult(record: RunRecord, migrations: readonly Migration[], plan: Pla
 
 /** The settings every run shares, from a command's options and the one set of defaults. */
 export function sessionSettings(
-  options: Omit<RunOptions, "dir" | "databaseUrl" | "include" | "allowOutOfOrder" | "lockRetries" | "lockRetryDelayMs"> & {
-    databaseUrl: string;
-    dir: string;
-  },
+  options: Omit<RunOptions, "dir" | "include" | "allowOutOfOrder" | "lockRetries" | "lockRetryDelayMs"> & { dir: string },
   command: SessionSettings["command"],
 ): SessionSettings {
   return {
     command,
-    databaseUrl: options.databaseUrl,
+    target: { databaseUrl: options.databaseUrl, client: options.client },
     dir: options.dir,
     onEvent: options.onEvent ?? (() => {}),
     host: options.host ?? hostname(),

@@ -2,10 +2,18 @@
 // the order (connect, check, set up, lock, work, record, release, report) reads top to bottom.
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { connect, describeDatabase, isConnectionLost } from "./connection.js";
+import {
+  connect,
+  type DatabaseTarget,
+  describeTarget,
+  isConnectionLost,
+  type Opened,
+  openDatabase,
+  secondConnection,
+} from "./connection.js";
 import { MigratorError } from "./errors.js";
 import type { EventSink, RunCommand } from "./events.js";
-import { ensureHistoryTable, type HistoryRow, markCrashedRuns, type RunStatus, saveRun, writeFinalRow } from "./history.js";
+import { type HistoryRow, type RunStatus, saveRun, takeOverHistory, writeFinalRow } from "./history.js";
 import { assertHoldsLock, withAdvisoryLock } from "./lock.js";
 import { checkOneSession } from "./pooler.js";
 import { type Progress, watchProgress } from "./progress.js";
@@ -13,7 +21,8 @@ import { report } from "./report.js";
 
 export interface SessionSettings {
   command: RunCommand;
-  databaseUrl: string;
+  /** A URL the run connects to, or a client it borrows: used as it is, left as it was found, never ended. */
+  target: DatabaseTarget;
   dir: string;
   onEvent: EventSink;
   host: string;
@@ -35,6 +44,12 @@ export interface Session {
   pid: number;
   runId: string;
   progress: Progress;
+  /**
+   * Writes the run's `running` row, so a runner killed from here on is marked `crashed` by the
+   * next one. Called just before the first change: a run that changes nothing writes one row,
+   * its final one. Idempotent.
+   */
+  markRunning(): Promise<void>;
 }
 
 /** What a command's work did, typed; the history row, the events and the exit code read it. */
@@ -91,10 +106,12 @@ export async function runSession(
   work: ((session: Session) => Promise<WorkOutcome>) | MigratorError,
 ): Promise<RunRecord> {
   const { onEvent, command } = settings;
+  const wanted = sessionValues(settings);
   const runId = randomUUID();
   const startedAt = new Date();
   const started = performance.now();
-  const database = describeDatabase(settings.databaseUrl);
+  const database = describeTarget(settings.target);
+  const elsewhere = secondConnection(settings.target);
   onEvent({
     event: "migration.run.started",
     severity: "INFO",
@@ -110,7 +127,9 @@ export async function runSession(
   if (settings.statementTimeoutMs === 0)
     warnOff(onEvent, "statement-timeout", "a statement may run, and hold its locks, for as long as it likes");
 
+  let opened: Opened | undefined;
   let client: pg.Client | undefined;
+  let restore: (() => Promise<void>) | undefined;
   let progress: Progress | undefined;
   let stopCancelling = () => {};
   let phase = "connecting to the database";
@@ -146,23 +165,27 @@ export async function runSession(
   };
 
   try {
-    client = await connect({
-      url: settings.databaseUrl,
+    opened = await openDatabase(settings.target, {
       applicationName: `yomu-migrate${command === "up" ? "" : ` ${command}`} ${settings.host}`.slice(0, 63),
+      settings: wanted,
       // A run that already failed connects only to leave its row: no long wait for that.
       timeoutMs: work instanceof MigratorError ? Math.min(settings.connectTimeoutMs, 5_000) : settings.connectTimeoutMs,
       onEvent,
       signal: settings.signal,
     });
+    client = opened.client;
     if (work instanceof MigratorError) {
       outcome = { ...notRead, error: work };
     } else {
       const session = client;
       phase = "session set-up";
-      const { pid } = await checkOneSession(session, settings.databaseUrl);
-      stopCancelling = cancelOnAbort(pid, settings.databaseUrl, settings.signal);
-      await configureSession(session, settings);
-      progress = watchProgress({ url: settings.databaseUrl, pid, onEvent, intervalMs: settings.progressIntervalMs });
+      const identity = await checkOneSession(session, elsewhere, { settings: Object.keys(wanted) });
+      const { pid } = identity;
+      stopCancelling = cancelOnAbort(pid, elsewhere, settings.signal);
+      const changed = await configureSession(session, wanted, identity);
+      // A borrowed session gets its own values back once the run is done with it.
+      if (opened.borrowed) restore = () => restoreSettings(session, changed, identity.settings);
+      progress = watchProgress({ connection: elsewhere, pid, onEvent, intervalMs: settings.progressIntervalMs });
       const sessionProgress = progress;
       phase = "the wait for the migration lock";
       await withAdvisoryLock(
@@ -171,9 +194,9 @@ export async function runSession(
         async (waitMs) => {
           lockWaitMs = waitMs;
           phase = "session set-up";
-          await assertHoldsLock(session, pid);
-          await ensureHistoryTable(session);
-          const crashed = await markCrashedRuns(session);
+          // A direct connection is its own session: no proxy can have moved the next statement.
+          if (!identity.direct) await assertHoldsLock(session, pid);
+          const crashed = await takeOverHistory(session);
           if (crashed > 0) {
             onEvent({
               event: "migration.history.crashed",
@@ -182,10 +205,14 @@ export async function runSession(
               runs: crashed,
             });
           }
-          await saveRun(session, historyRow({ ...finish(), status: "failed" }, settings, "running"));
+          let running: Promise<void> | undefined;
+          const markRunning = () => {
+            running ??= saveRun(session, historyRow({ ...finish(), status: "failed" }, settings, "running"));
+            return running;
+          };
           phase = "applying";
           applyStarted = performance.now();
-          const done = await work({ client: session, pid, runId, progress: sessionProgress });
+          const done = await work({ client: session, pid, runId, progress: sessionProgress, markRunning });
           applyMs = Math.round(performance.now() - applyStarted);
           outcome = done.error ? { ...done, error: settle(done.error, done) } : done;
           // Recorded while the lock is still held: the next runner reads a finished row, never ours as `running`.
@@ -205,7 +232,8 @@ export async function runSession(
     final = finish();
     if (client) summary = await record(client, final, settings);
   }
-  await client?.end().catch(() => {});
+  if (client && !isConnectionLost(undefined, client)) await restore?.().catch(() => {});
+  await opened?.release();
   const result: RunRecord = { ...final, runCounts: summary?.counts ?? {}, lastSuccessAt: summary?.lastSuccessAt ?? null };
   report(result, settings);
   return result;
@@ -223,7 +251,12 @@ async function record(
   let writer = client;
   try {
     if (isConnectionLost(undefined, client)) {
-      writer = await connect({ url: settings.databaseUrl, applicationName: "yomu-migrate history", timeoutMs: 5_000, onEvent: () => {} });
+      writer = await connect({
+        url: secondConnection(settings.target),
+        applicationName: "yomu-migrate history",
+        timeoutMs: 5_000,
+        onEvent: () => {},
+      });
     }
     return await writeFinalRow(writer, historyRow(run, settings, historyStatus(run)));
   } catch (error) {
@@ -333,19 +366,50 @@ function rootMessage(error: unknown): string {
   return typeof detail === "string" ? detail : String((error as Error)?.message ?? error);
 }
 
-async function configureSession(client: pg.Client, settings: { lockTimeoutMs: number; statementTimeoutMs: number }): Promise<void> {
-  await client.query(`SET lock_timeout = ${Math.trunc(settings.lockTimeoutMs)}`);
-  await client.query(`SET statement_timeout = ${Math.trunc(settings.statementTimeoutMs)}`);
-  // PostgreSQL 14+: notice a vanished client (a killed pod) during a long statement, roll back
-  // and free the lock within a second instead of when the statement ends.
-  await client.query("SET client_connection_check_interval = 1000").catch(() => {});
+/** The session settings every run works under, as pg_settings shows them (ms, unitless). */
+function sessionValues(settings: { lockTimeoutMs: number; statementTimeoutMs: number }): Record<string, string> {
+  return {
+    lock_timeout: String(Math.trunc(settings.lockTimeoutMs)),
+    statement_timeout: String(Math.trunc(settings.statementTimeoutMs)),
+    // PostgreSQL 14+: notice a vanished client (a killed pod) during a long statement, roll back
+    // and free the lock within a second instead of when the statement ends.
+    client_connection_check_interval: "1000",
+  };
+}
+
+/**
+ * Sets what the startup packet did not (a URL with its own `options` replaces ours). Behind a
+ * proxy every setting is set again: the startup packet was the proxy's to forward, refuse or
+ * drop, and what a shared server connection shows may be another client's. A setting this
+ * server lacks (absent from what was read) is skipped.
+ */
+async function configureSession(
+  client: pg.Client,
+  wanted: Record<string, string>,
+  session: { direct: boolean; settings: Record<string, string> },
+): Promise<string[]> {
+  const set: string[] = [];
+  for (const [name, value] of Object.entries(wanted)) {
+    if (!(name in session.settings) || (session.direct && session.settings[name] === value)) continue;
+    await client.query(`SET ${name} = ${value}`);
+    set.push(name);
+  }
+  return set;
+}
+
+async function restoreSettings(client: pg.Client, names: string[], before: Record<string, string>): Promise<void> {
+  if (names.length === 0) return;
+  await client.query("SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS s(name, value)", [
+    names,
+    names.map((n) => before[n] ?? ""),
+  ]);
 }
 
 /** On abort, cancels whatever the session's backend runs, from a second connection. */
-function cancelOnAbort(pid: number, url: string, signal: AbortSignal | undefined): () => void {
+function cancelOnAbort(pid: number, connection: pg.ClientConfig, signal: AbortSignal | undefined): () => void {
   if (!signal) return () => {};
   const cancel = () => {
-    const other = new pg.Client({ connectionString: url, application_name: "yomu-migrate cancel", connectionTimeoutMillis: 5000 });
+    const other = new pg.Client({ ...connection, application_name: "yomu-migrate cancel", connectionTimeoutMillis: 5000 });
     other.on("error", () => {});
     other
       .connect()

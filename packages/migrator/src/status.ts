@@ -1,4 +1,4 @@
-import { connect } from "./connection.js";
+import { type DatabaseTarget, openDatabase } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { readApplied } from "./drizzle-table.js";
 import { type HistoryRow, recentRuns } from "./history.js";
@@ -6,8 +6,7 @@ import { type JournalWarning, readMigrationFolder, reportJournalWarnings } from 
 import type { EventSink } from "./log.js";
 import { type PlanProblem, planMigrations } from "./plan.js";
 
-export interface StatusOptions {
-  databaseUrl: string;
+export interface StatusOptions extends DatabaseTarget {
   dir: string;
   connectTimeoutMs?: number;
   allowOutOfOrder?: boolean;
@@ -52,12 +51,12 @@ export interface Status {
 export async function readStatus(options: StatusOptions): Promise<Status> {
   const { migrations, warnings } = readMigrationFolder(options.dir);
   reportJournalWarnings(warnings, options.onEvent);
-  const client = await connect({
-    url: options.databaseUrl,
+  const db = await openDatabase(options, {
     applicationName: "yomu-migrate status",
     timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     onEvent: options.onEvent ?? (() => {}),
   });
+  const { client } = db;
   try {
     const plan = planMigrations(migrations, await readApplied(client), { allowOutOfOrder: options.allowOutOfOrder });
     const runs = await recentRuns(client, 50);
@@ -85,7 +84,7 @@ export async function readStatus(options: StatusOptions): Promise<Status> {
       runs: runs.slice(0, 5),
     };
   } finally {
-    await client.end().catch(() => {});
+    await db.release();
   }
 }
 

@@ -1,6 +1,6 @@
 import { type Catalog, readCatalog } from "./catalog.js";
 import { type Drift, diffCatalogs } from "./catalog-diff.js";
-import { connect, describeDatabase } from "./connection.js";
+import { borrowedClient, connect, type DatabaseTarget, describeDatabase, openDatabase, urlOf } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { detectDrift, invalidIndexes } from "./drift.js";
 import { readApplied } from "./drizzle-table.js";
@@ -13,8 +13,7 @@ import { createShadowDatabase } from "./shadow.js";
 import { readLatestSnapshot } from "./snapshot.js";
 import { describeProblem } from "./status.js";
 
-export interface VerifyOptions {
-  databaseUrl: string;
+export interface VerifyOptions extends DatabaseTarget {
   dir: string;
   /** An empty database to build the expected schema in, for users who may not CREATE DATABASE. */
   shadowDatabaseUrl?: string;
@@ -60,12 +59,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const onEvent = options.onEvent ?? (() => {});
   const { migrations, warnings } = readMigrationFolder(options.dir);
   reportJournalWarnings(warnings, onEvent);
-  const client = await connect({
-    url: options.databaseUrl,
+  const db = await openDatabase(options, {
     applicationName: "yomu-migrate verify",
     timeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     onEvent,
   });
+  const { client } = db;
   const step = { now: "reading drizzle's migrations table" };
   try {
     const plan = planMigrations(migrations, await readApplied(client));
@@ -108,7 +107,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   } catch (error) {
     throw asVerifyError(error, step.now);
   } finally {
-    await client.end().catch(() => {});
+    await db.release();
   }
 }
 
@@ -141,8 +140,10 @@ async function compareWithShadow(
   const started = performance.now();
   let shadow: Awaited<ReturnType<typeof createShadowDatabase>>;
   try {
+    // Beside the live database: a borrowed client's own parameters say where that is.
+    const borrowed = borrowedClient(options);
     shadow = await createShadowDatabase({
-      databaseUrl: options.databaseUrl,
+      databaseUrl: borrowed && !options.shadowDatabaseUrl ? urlOf(borrowed) : (options.databaseUrl as string),
       shadowDatabaseUrl: options.shadowDatabaseUrl,
       purpose: "verify",
     });

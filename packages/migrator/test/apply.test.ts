@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { runMigrations } from "../src/index.js";
 import { drizzleRows, eventsNamed, only, runCli, startCli, tableExists, withClient } from "./support/cli.js";
 import { MigrationsFolder, positionOf } from "./support/migrations.js";
 
@@ -70,10 +71,11 @@ describe("a failing migration", () => {
         "ALTER TABLE tags ADD COLUMN name text;\nSELEC 1;",
       ],
     });
-    const run = await up();
-    expect(run.code).toBe(1);
+    // In process: the library's result carries what the CLI's event prints.
+    const result = await runMigrations({ databaseUrl: db.url, dir: folder.dir });
+    expect(result.error?.exitCode).toBe(1);
     const where = positionOf(bad.text, "SELEC 1");
-    expect(only(run, "migration.failed")).toMatchObject({
+    expect(result.error?.details).toMatchObject({
       tag: bad.tag,
       statement: 3,
       sqlstate: "42601",
@@ -113,8 +115,14 @@ describe("the migration session", () => {
         "CREATE TABLE seen AS SELECT current_setting('application_name') AS app, current_setting('lock_timeout') AS lock_timeout, current_setting('statement_timeout') AS statement_timeout;",
       ],
     });
-    const run = await up("--lock-timeout", "750ms", "--statement-timeout", "90s", "--host", "migrate-job-7f9c");
-    expect(run.code, run.stdout).toBe(0);
+    const run = await runMigrations({
+      databaseUrl: db.url,
+      dir: folder.dir,
+      lockTimeoutMs: 750,
+      statementTimeoutMs: 90_000,
+      host: "migrate-job-7f9c",
+    });
+    expect(run.error, run.error?.message).toBeUndefined();
     expect((await db.query("SELECT * FROM seen")).rows).toEqual([
       { app: "yomu-migrate migrate-job-7f9c", lock_timeout: "750ms", statement_timeout: "90s" },
     ]);
@@ -122,11 +130,10 @@ describe("the migration session", () => {
 
   it("cancels a statement that runs past --statement-timeout, with SQLSTATE 57014 and a hint naming the setting", async () => {
     folder.add({ name: "slow", statements: ["CREATE TABLE slow (id integer);", "SELECT pg_sleep(30);"] });
-    const run = await up("--statement-timeout", "300ms");
-    expect(run.code).toBe(1);
-    const failed = only(run, "migration.failed");
-    expect(failed).toMatchObject({ code: "MIGRATION_FAILED", tag: folder.tags[1], statement: 2, sqlstate: "57014" });
-    expect(failed.hint).toContain("--statement-timeout");
+    const run = await runMigrations({ databaseUrl: db.url, dir: folder.dir, statementTimeoutMs: 300 });
+    expect(run.error?.code).toBe("MIGRATION_FAILED");
+    expect(run.error?.details).toMatchObject({ tag: folder.tags[1], statement: 2, sqlstate: "57014" });
+    expect(run.error?.hint).toContain("--statement-timeout");
     expect(await tableExists(db.url, "slow")).toBe(false);
     expect(await recorded()).toEqual([]);
   });

@@ -60,7 +60,18 @@ describe("@yomu/migrator's exports", () => {
     expect(root.files.filter((f) => f.includes("node_modules/prom-client/"))).toEqual([]);
     expect(root.names).not.toContain("runCli");
     expect(root.names).not.toContain("createLogger");
-    for (const name of ["runMigrations", "readStatus", "verify", "lint", "rollBack", "planMigrations", "MigratorError", "ExitCode"]) {
+    for (const name of [
+      "runMigrations",
+      "readStatus",
+      "verify",
+      "lint",
+      "lintPending",
+      "planLocks",
+      "rollBack",
+      "planMigrations",
+      "MigratorError",
+      "ExitCode",
+    ]) {
       expect(root.names).toContain(name);
     }
     expect(root.stdout).toBe("");

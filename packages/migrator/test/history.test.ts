@@ -2,6 +2,7 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { runMigrations } from "../src/index.js";
 import {
   eventsNamed,
   eventually,
@@ -92,7 +93,7 @@ describe("every run that reached the database leaves a row", () => {
       await eventually("the runner to wait to record its run", () =>
         withClient(db.url, async (client) => {
           const { rows } = await client.query(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'yomu-migrate history-pod' AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%migration_runs%'",
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'yomu-migrate history-pod' AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%migration_runs%'",
           );
           return rows.length > 0 ? true : undefined;
         }),
@@ -162,6 +163,29 @@ describe("what a run reports", () => {
     const plain = await runCli(["status"], env());
     expect(plain.code).toBe(0);
     expect(only(plain, "migration.status").message).toBe("1 applied file(s) changed or out of order");
+  });
+});
+
+describe("the row's text is stored as it was said", () => {
+  // The final row is written as literals in one round trip (issue 17 item 5): quotes and backslashes
+  // must arrive unchanged.
+  it("an error quoting a value with ' and \\ in it", async () => {
+    folder.add({ name: "quote's", statements: ["SELECT 'it''s a \\ back\\slash'::int;"] });
+    const result = await runMigrations({ databaseUrl: db.url, dir: folder.dir, host: "o'brien \\ host" });
+    expect(result.error?.code).toBe("MIGRATION_FAILED");
+    const row = (await runs()).at(-1);
+    expect(row?.error).toBe(result.error?.message);
+    expect(row?.error).toContain(`"it's a \\ back\\slash"`);
+    expect(row?.host).toBe("o'brien \\ host");
+    expect(row?.applied).toEqual([]);
+  });
+
+  it("applied tags, in order, and the run counts read back with the row", async () => {
+    const result = await runMigrations({ databaseUrl: db.url, dir: folder.dir });
+    expect(result.runCounts).toEqual({ applied: 1 });
+    expect((await runs()).at(-1)?.applied).toEqual(folder.tags);
+    const again = await runMigrations({ databaseUrl: db.url, dir: folder.dir });
+    expect(again.runCounts).toEqual({ applied: 1, noop: 1 });
   });
 });
 

@@ -18,7 +18,12 @@ export interface PgBouncer {
  * Starts a real PgBouncer on a free loopback port, in front of the server `upstreamUrl` names,
  * with its own ini and userlist in a temp folder.
  */
-export async function startPgBouncer(upstreamUrl: string, poolMode: "transaction" | "session"): Promise<PgBouncer> {
+export async function startPgBouncer(
+  upstreamUrl: string,
+  poolMode: "transaction" | "session",
+  /** More `[pgbouncer]` lines, such as `ignore_startup_parameters = options`. */
+  settings: string[] = [],
+): Promise<PgBouncer> {
   const upstream = new URL(upstreamUrl);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "yomu-pgbouncer-"));
@@ -43,6 +48,7 @@ export async function startPgBouncer(upstreamUrl: string, poolMode: "transaction
       "max_client_conn = 100",
       "logfile =",
       "pidfile =",
+      ...settings,
       "",
     ].join("\n"),
     { mode: 0o644 },
