@@ -20,7 +20,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { timed, withClient } from "../lib/process.mjs";
+import { jsonLines, timed, withClient } from "../lib/process.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -102,7 +102,7 @@ async function benchOne(original, n) {
     result.yomuMs = yomuRun.ms;
     result.yomuPeakMiB = yomuRun.peakMiB;
     result.yomuOk = yomuRun.status === 0;
-    result.yomuWarnings = events(yomuRun.stdout)
+    result.yomuWarnings = jsonLines(yomuRun.stdout)
       .filter((e) => e.severity === "WARNING")
       .map((e) => e.message);
     if (!result.yomuOk) result.notes.push(`yomu exit ${yomuRun.status}: ${failure(yomuRun)}`);
@@ -118,7 +118,7 @@ async function benchOne(original, n) {
     // Takeovers: yomu-migrate on drizzle's database and drizzle on yomu's must both do nothing.
     if (result.drizzleOk) {
       const again = timed(process.execPath, [cli, "up"], env(drizzleDb.url));
-      const finished = events(again.stdout).find((e) => e.event === "migration.run.finished");
+      const finished = jsonLines(again.stdout).find((e) => e.event === "migration.run.finished");
       result.yomuTakesOver = again.status === 0 && finished?.status === "noop";
       if (!result.yomuTakesOver)
         result.notes.push(`yomu on drizzle's database: exit ${again.status}, ${finished?.status ?? failure(again)}`);
@@ -183,21 +183,8 @@ function sqlFiles(folder, layout) {
   return journal.entries.map((e) => join(folder, `${e.tag}.sql`)).filter((f) => existsSync(f));
 }
 
-function events(stdout) {
-  return stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => {
-      try {
-        return JSON.parse(l);
-      } catch {
-        return {};
-      }
-    });
-}
-
 function failure(run) {
-  const failed = events(run.stdout).find((e) => e.severity === "ERROR" || e.severity === "CRITICAL");
+  const failed = jsonLines(run.stdout).find((e) => e.severity === "ERROR" || e.severity === "CRITICAL");
   return (failed?.message ?? lastLine(run.stderr) ?? "").slice(0, 400);
 }
 

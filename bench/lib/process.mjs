@@ -35,3 +35,17 @@ export async function withClient(url, fn) {
     await client.end();
   }
 }
+
+/** The JSON lines a yomu-migrate run printed (its events), skipping anything else on stdout. */
+export function jsonLines(stdout) {
+  return stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)];
+      } catch {
+        return [];
+      }
+    });
+}

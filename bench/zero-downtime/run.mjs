@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
+import { jsonLines } from "../lib/process.mjs";
 import { startLoad } from "./load.mjs";
 import { longestGap, median, round, summarize, table } from "./stats.mjs";
 
@@ -398,17 +399,7 @@ function watchLockWaits(url, onMigrationWait) {
 }
 
 function parseYomuLog(stdout) {
-  const events = stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => {
-      try {
-        return JSON.parse(l);
-      } catch {
-        return null;
-      }
-    })
-    .filter(Boolean);
+  const events = jsonLines(stdout);
   const finished = events.find((e) => e.event === "migration.run.finished");
   return {
     retries: events.filter((e) => e.event === "migration.lock_timeout.retry").length,
