@@ -6,7 +6,7 @@
 //
 // Usage (after `pnpm build`):
 //   node bench/corpus/run.mjs <folder> [<folder>...]   any drizzle-kit folder, either layout
-//   node bench/corpus/run.mjs --all [<root>]            every folder under <root> (default /work/corpus)
+//   node bench/corpus/run.mjs --all [<root>]            every folder under <root> (default $CORPUS_DIR, else a `corpus` folder beside the checkout)
 //   --json                                              one JSON object per history instead of the table
 //   --prelude <file.sql>                                run on both databases first (e.g. roles a platform provides)
 // DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432. Drizzle's
@@ -34,7 +34,7 @@ const preludeFlag = value("--prelude");
 const all = args.indexOf("--all");
 let folders = args.filter((a) => !a.startsWith("--"));
 if (all !== -1) {
-  const corpus = resolve(folders[0] ?? "/work/corpus");
+  const corpus = resolve(folders[0] ?? process.env.CORPUS_DIR ?? join(root, "../corpus"));
   folders = readdirSync(corpus)
     .map((d) => join(corpus, d))
     .filter((d) => statSync(d).isDirectory())

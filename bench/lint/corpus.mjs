@@ -1,19 +1,19 @@
-// yomu-migrate lint over real public drizzle-kit histories (collected under /work/corpus by
-// bench/corpus; their files are never committed here), each history linted whole, as a team
+// yomu-migrate lint over real public drizzle-kit histories (in $CORPUS_DIR, by default a
+// `corpus` folder beside the checkout; their files are never committed here), each history linted whole, as a team
 // adopting yomu-migrate would first run it. Prints findings per history and per rule.
 //
-//   pnpm build && node bench/lint/corpus.mjs [--corpus /work/corpus] [--module path/to/lint.js] [--by-rule]
+//   pnpm build && node bench/lint/corpus.mjs [--corpus DIR] [--module path/to/lint.js] [--by-rule]
 //
 // --module points at another build of lint.js (e.g. an older commit's dist) to compare.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const option = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i === -1 ? fallback : process.argv[i + 1];
 };
-const corpus = resolve(option("corpus", "/work/corpus"));
+const corpus = resolve(option("corpus", process.env.CORPUS_DIR ?? fileURLToPath(new URL("../../../corpus", import.meta.url))));
 const modulePath = resolve(option("module", new URL("../../packages/migrator/dist/lint.js", import.meta.url).pathname));
 const byRule = process.argv.includes("--by-rule");
 const { lint } = await import(pathToFileURL(modulePath).href);

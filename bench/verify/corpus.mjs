@@ -4,7 +4,7 @@
 // alarm. Each database is verified twice: as the superuser (the scratch-database comparison) and
 // as a role without CREATEDB (the snapshot fallback). Prints one row per run, and each finding.
 // Usage (after `pnpm build`): node bench/verify/corpus.mjs [CORPUS_DIR] [--only NAME]
-// CORPUS_DIR defaults to /work/corpus (one migrations folder per directory; never committed).
+// CORPUS_DIR (default: a `corpus` folder beside the checkout) holds one migrations folder per directory; never committed.
 // DATABASE_URL picks the server (a superuser URL); default the local PostgreSQL on 5432.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -17,7 +17,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const args = process.argv.slice(2);
 const onlyAt = args.indexOf("--only");
 const only = onlyAt === -1 ? undefined : args[onlyAt + 1];
-const corpus = args.find((a, i) => !a.startsWith("--") && args[i - 1] !== "--only") ?? "/work/corpus";
+const corpus = args.find((a, i) => !a.startsWith("--") && args[i - 1] !== "--only") ?? process.env.CORPUS_DIR ?? join(root, "../corpus");
 const cli = join(root, "packages/migrator/bin/yomu-migrate.js");
 
 const histories = readdirSync(corpus)
@@ -44,7 +44,7 @@ function yomu(command, url, dir) {
   return run;
 }
 
-// bench/corpus's script (branch h13l) also runs drizzle-orm 1.0's migrate() on drizzle-kit 1.0's
+// bench/corpus's script also runs drizzle-orm 1.0's migrate() on drizzle-kit 1.0's
 // folders; without it, drizzle-orm 0.45 applies the journal layout only.
 const drizzleScript = ["bench/corpus/drizzle-migrate.mjs", "bench/migrator/drizzle-migrate.mjs"]
   .map((p) => join(root, p))

@@ -281,7 +281,7 @@ describe("lint in any repository", () => {
     expect(run.findings).toEqual([{ file, line: 1, rule: "not-atomic" }]);
   });
 
-  // Kinds of wrong findings the public histories under /work/corpus showed (bench/lint/corpus.mjs).
+  // Kinds of wrong findings public drizzle-kit histories showed (bench/lint/corpus.mjs).
   it("takes an empty piece (a file that starts or ends with a breakpoint) for the empty query it is", () => {
     const [file] = folderOutside([{ name: "empty_pieces", statements: [] }]);
     writeFileSync(file as string, '--> statement-breakpoint\nALTER TABLE "a" ADD COLUMN "b" text;--> statement-breakpoint');
