@@ -6,7 +6,7 @@ import type { EventSink } from "./log.js";
 import type { ParsedMigration } from "./sql/parser.js";
 
 /** SQLSTATE 55P03 lock_not_available: a statement gave up waiting under `lock_timeout`. */
-export const LOCK_NOT_AVAILABLE = "55P03";
+const LOCK_NOT_AVAILABLE = "55P03";
 /** SQLSTATE 57014 query_canceled: `statement_timeout`, or our own cancel on SIGTERM. */
 const QUERY_CANCELED = "57014";
 

@@ -126,7 +126,7 @@ function literals(row: HistoryRow): string[] {
 
 const existsQuery = `SELECT to_regclass(${pg.escapeLiteral(`${DRIZZLE_SCHEMA}.${HISTORY_TABLE}`)}) IS NOT NULL AS present`;
 
-export async function historyExists(client: pg.ClientBase): Promise<boolean> {
+async function historyExists(client: pg.ClientBase): Promise<boolean> {
   const { rows } = await client.query<{ present: boolean }>(existsQuery);
   return Boolean(rows[0]?.present);
 }

@@ -186,7 +186,7 @@ export async function lint(options: LintOptions): Promise<Finding[]> {
 }
 
 /** The nearest `.squawk.toml` in the folder of `file` or above it, as squawk and editors look for it. */
-export function findProjectConfig(file: string | undefined): string | undefined {
+function findProjectConfig(file: string | undefined): string | undefined {
   for (let dir = resolve(file ? dirname(file) : process.cwd()); ; dir = dirname(dir)) {
     const candidate = join(dir, ".squawk.toml");
     if (existsSync(candidate)) return candidate;

@@ -449,7 +449,7 @@ export function gateViolations(plan: LockPlan, gates: { accessExclusiveRows?: nu
 }
 
 /** One line for a statement: what it blocks, on what, for how long. */
-export function describeStatement(tag: string, s: PlannedStatement): string {
+function describeStatement(tag: string, s: PlannedStatement): string {
   if (s.error) return `${tag} statement ${s.index} failed on the copy: ${s.error.message}`;
   const locks = s.locks.map((l) => `${l.mode} on ${l.relation}`).join(", ") || "no lock on an existing table";
   const rewrites = s.rewrites.length > 0 ? `; rewrites ${s.rewrites.join(", ")}` : "";

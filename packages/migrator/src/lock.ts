@@ -146,7 +146,7 @@ export async function assertHoldsLock(client: pg.Client, sessionPid: number): Pr
 }
 
 /** The session holding the migration lock, from `pg_locks` and `pg_stat_activity`. */
-export async function lockHolder(client: pg.Client): Promise<LockHolder | undefined> {
+async function lockHolder(client: pg.Client): Promise<LockHolder | undefined> {
   const { rows } = await client.query<{
     pid: number;
     application_name: string;
