@@ -6,6 +6,25 @@
 import { writeFileSync } from "node:fs";
 import { build } from "esbuild";
 
+// pg picks its socket factory when it loads, asking first whether it runs on Cloudflare Workers:
+// on Node 20, which has no `navigator`, it builds a `Response` to find out, and that loads
+// Node's whole fetch implementation (undici, zlib), ~15 ms and ~3 MiB of every run for a socket
+// that is always `net.Socket`. The bundle runs on Node only, so it gets pg's Node factory alone;
+// test/bundle.test.ts checks that it still offers what pg's own module offers.
+const nodeSockets = {
+  name: "pg-node-sockets",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, () => ({
+      loader: "js",
+      contents: [
+        "const net = require('node:net');",
+        "const tls = require('node:tls');",
+        "module.exports = { getStream: () => new net.Socket(), getSecureStream: (options) => tls.connect(options) };",
+      ].join("\n"),
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: { "yomu-migrate": "bin/yomu-migrate.js" },
   bundle: true,
@@ -20,6 +39,7 @@ const result = await build({
   banner: {
     js: "import { createRequire as __yomuCreateRequire } from 'node:module'; const require = __yomuCreateRequire(import.meta.url);",
   },
+  plugins: [nodeSockets],
   metafile: true,
   logLevel: "warning",
 });

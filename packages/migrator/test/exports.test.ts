@@ -3,7 +3,7 @@
 // subpath. Each import runs in a fresh node, so what the test runner loaded does not count.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { builtinModules } from "node:module";
+import { builtinModules, createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -105,6 +105,27 @@ describe("@yomu/migrator's exports", () => {
     expect(external.every((i) => ["prom-client", "libpg-query", "pg-native"].includes(i.path))).toBe(true);
   });
 
+  it("the Job's bundle connects with pg's Node socket factory alone, so a no-op up never loads Node's fetch (undici)", async () => {
+    // bundle.mjs stands in for pg/lib/stream.js: the stand-in must offer what pg's module offers.
+    const require = createRequire(join(pkgDir, "package.json"));
+    expect(Object.keys(require("pg/lib/stream.js")).sort()).toEqual(["getSecureStream", "getStream"]);
+    const db = await createTestDatabase("bundle_sockets");
+    const folder = new MigrationsFolder([{ name: "first", statements: ["CREATE TABLE first (id integer);"] }]);
+    try {
+      const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: folder.dir, LOG_FORMAT: "json" };
+      expect(runBundle("sockets-apply", env).status).toBe(0);
+      const noop = runBundle("sockets-noop", env);
+      expect(noop.stdout).toContain('"status":"noop"');
+      // Node's own record of the built-in modules it loaded, read as the process exits.
+      expect(noop.builtins.length, "the exit hook ran").toBeGreaterThan(0);
+      expect(noop.builtins.filter((m) => /undici|zlib/.test(m))).toEqual([]);
+      expect(noop.builtins).toContain("NativeModule net");
+    } finally {
+      folder.remove();
+      await db.drop();
+    }
+  });
+
   it("the Job's bundle, run for real: a no-op up resolves neither, and PUSHGATEWAY_URL brings prom-client in", async () => {
     const db = await createTestDatabase("bundle_lazy");
     const folder = new MigrationsFolder([{ name: "first", statements: ["CREATE TABLE first (id integer);"] }]);
@@ -130,14 +151,20 @@ function isBuiltin(name: string): boolean {
 }
 
 /** Runs `dist/yomu-migrate.mjs up` with a resolve hook that lists the heavy modules it asked for. */
-function runBundle(label: string, env: Record<string, string>): { status: number | null; stdout: string; resolved: string[] } {
+function runBundle(
+  label: string,
+  env: Record<string, string>,
+): { status: number | null; stdout: string; resolved: string[]; builtins: string[] } {
   const list = join(scratch, `bundle-${label}.txt`);
+  const builtinsFile = join(scratch, `bundle-${label}-builtins.json`);
   const hooks = `import { appendFileSync } from "node:fs";
 export async function resolve(specifier, context, next) {
   if (/^(prom-client|libpg-query)$/.test(specifier)) appendFileSync(${JSON.stringify(list)}, specifier + "\\n");
   return next(specifier, context);
 }`;
-  const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  const register = `import { register } from "node:module"; import { writeFileSync } from "node:fs";
+register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});
+process.on("exit", () => writeFileSync(${JSON.stringify(builtinsFile)}, JSON.stringify(process.moduleLoadList)));`;
   const run = spawnSync(
     process.execPath,
     ["--import", `data:text/javascript,${encodeURIComponent(register)}`, join(pkgDir, "dist/yomu-migrate.mjs"), "up"],
@@ -147,5 +174,6 @@ export async function resolve(specifier, context, next) {
     },
   );
   const resolved = existsSync(list) ? [...new Set(readFileSync(list, "utf8").split("\n").filter(Boolean))] : [];
-  return { status: run.status, stdout: run.stdout + run.stderr, resolved };
+  const builtins = existsSync(builtinsFile) ? (JSON.parse(readFileSync(builtinsFile, "utf8")) as string[]) : [];
+  return { status: run.status, stdout: run.stdout + run.stderr, resolved, builtins };
 }
