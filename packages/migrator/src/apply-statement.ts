@@ -4,6 +4,7 @@ import { MigratorError } from "./errors.js";
 import type { Migration } from "./journal.js";
 import type { EventSink } from "./log.js";
 import type { ParsedMigration } from "./sql/parser.js";
+import { NO_COPY_DATA } from "./statements-message.js";
 
 /** SQLSTATE 55P03 lock_not_available: a statement gave up waiting under `lock_timeout`. */
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -22,6 +23,11 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** Called before each query runs (`index`: the drizzle piece); the function it returns, after (progress reporting). */
   onStatement?: (migration: Migration, index: number) => () => void;
+  /**
+   * How much SQL, in UTF-16 code units, one message to the server may carry when a batch's
+   * statements travel several to a message (default MESSAGE_CHARACTERS); 1 sends each alone.
+   */
+  messageCharacters?: number;
 }
 
 /** A migration with its parse, which every statement's error position is read from. */
@@ -41,6 +47,12 @@ export interface Query {
   sql: string;
   piece: number;
   at?: number;
+  /**
+   * Characters (code points, as the server counts them) sent before this query's text in the
+   * same message, when it shares one with others: the server counts its error position from the
+   * start of the message.
+   */
+  shift?: number;
 }
 
 /**
@@ -65,11 +77,12 @@ export async function runQuery(client: pg.Client, read: ReadMigration, query: Qu
   }
 }
 
-function statementError(read: ReadMigration, query: Query, cause: unknown, aborted: boolean): MigratorError {
+/** A query's failure as a MigratorError naming the file, line and column of the statement. */
+export function statementError(read: ReadMigration, query: Query, cause: unknown, aborted: boolean): MigratorError {
   const { migration, parsed } = read;
   const pgError = cause as { code?: string; position?: string; message?: string };
   const sqlstate = pgError.code;
-  const position = Number(pgError.position);
+  const position = Number(pgError.position) - (query.shift ?? 0);
   const hasPosition = Number.isFinite(position) && position > 0;
   const { line, column } = hasPosition
     ? parsed.positionAfter(query.at ?? (parsed.pieceOffsets[query.piece] as number), position)
@@ -92,7 +105,7 @@ function statementError(read: ReadMigration, query: Query, cause: unknown, abort
   return new MigratorError(
     "MIGRATION_FAILED",
     `${migration.file}:${line}:${column}: statement ${query.piece + 1} of ${migration.tag} failed: ${pgError.message} (SQLSTATE ${sqlstate ?? "unknown"})`,
-    { cause, details, hint: hintFor(sqlstate) },
+    { cause, details, hint: pgError.message?.includes(NO_COPY_DATA) ? NO_COPY_DATA : hintFor(sqlstate) },
   );
 }
 

@@ -109,15 +109,19 @@ export async function readApplied(client: pg.ClientBase): Promise<AppliedRow[]> 
  * drizzle-kit 1.0's layout its folder name (applied_at takes the column's default, now()).
  */
 export async function recordApplied(client: pg.ClientBase, migration: Migration): Promise<void> {
-  if (migration.name !== undefined) {
-    await client.query(`INSERT INTO ${table} (hash, created_at, name) VALUES ($1, $2, $3)`, [
-      migration.hash,
-      migration.when,
-      migration.name,
-    ]);
-  } else {
-    await client.query(`INSERT INTO ${table} (hash, created_at) VALUES ($1, $2)`, [migration.hash, migration.when]);
-  }
+  await client.query(recordAppliedSql(migration));
+}
+
+/**
+ * The statement `recordApplied` runs, as text with its values quoted, so it can travel in one
+ * message with the migration's own statements.
+ */
+export function recordAppliedSql(migration: Pick<Migration, "hash" | "when" | "name">): string {
+  const hash = pg.escapeLiteral(migration.hash);
+  const when = pg.escapeLiteral(String(migration.when));
+  return migration.name !== undefined
+    ? `INSERT INTO ${table} (hash, created_at, name) VALUES (${hash}, ${when}, ${pg.escapeLiteral(migration.name)})`
+    : `INSERT INTO ${table} (hash, created_at) VALUES (${hash}, ${when})`;
 }
 
 /** Removes the record of `migration`, for a down migration. */

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { type AppliedMigration, applyRun, type PreparedRun, prepareRun } from "./applier.js";
+import { messageCharacters } from "./apply-batch.js";
 import type { DatabaseTarget } from "./connection.js";
 import { defaults } from "./defaults.js";
 import { ensureDrizzleTable, readApplied } from "./drizzle-table.js";
@@ -121,6 +122,7 @@ async function applyPlan(session: Session, plan: Plan, migrations: readonly Migr
       retryDelayMs: options.lockRetryDelayMs ?? defaults.lockRetryDelayMs,
       signal: options.signal,
       onStatement: session.progress.onStatement,
+      messageCharacters: await messageCharacters(session.client, session.serverVersionNum),
       onApplied: (batchDone) => {
         for (const m of batchDone) {
           done.push(m);

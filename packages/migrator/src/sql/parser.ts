@@ -90,6 +90,12 @@ export interface ParsedMigration {
    * more memory than a small one until an error has to be placed.
    */
   readonly pieceOffsets: readonly number[];
+  /**
+   * How many statements a piece holds (0 for a blank or comment-only one): how many command
+   * completions the server sends for it, by which a failure in a message of several pieces is
+   * traced to its piece. Kept only for pieces that do not hold exactly one.
+   */
+  statementCount(piece: number): number;
   /** UTF-16 offset of a piece's first statement, or of the piece when it has none. */
   pieceStart(piece: number): number;
   /** Line and column of a UTF-16 offset in the file's text. */
@@ -186,6 +192,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, options
   let addsEnumValue = false;
   const statements: SqlStatement[] = [];
   const errors: SqlSyntaxError[] = [];
+  const counts = new Map<number, number>();
   let offset = 0;
   let at: FilePosition = { line: 1, column: 1 };
   let cutLiteral = false;
@@ -199,9 +206,14 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, options
     offset += piece.length + STATEMENT_BREAKPOINT.length;
     at = { line: end.line, column: end.column + STATEMENT_BREAKPOINT.length };
     // The parser refuses an empty query; drizzle sends it, and the server does nothing with it.
-    if (piece.trim() === "") continue;
+    if (piece.trim() === "") {
+      counts.set(index, 0);
+      continue;
+    }
     try {
+      let count = 0;
       for (const found of parsePiece(piece, parseSync, chunk, keepNodes)) {
+        count++;
         const known = facts(found.kind, found.fields);
         if (known.transaction && CONTROLS_TRANSACTION.has(known.transaction)) managesTransactions = true;
         if (known.enumValue) addsEnumValue = true;
@@ -218,6 +230,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, options
           ...known,
         });
       }
+      if (count !== 1) counts.set(index, count);
     } catch (error) {
       if (!(error instanceof PieceSyntaxError)) throw error;
       // The rest of a literal a breakpoint cut fails too; its error says nothing new.
@@ -246,6 +259,7 @@ function parseMigration(pieces: readonly string[], parseSync: ParseSync, options
     errors,
     managesTransactions,
     addsEnumValue,
+    statementCount: (piece) => counts.get(piece) ?? 1,
     get pieceOffsets() {
       offsets ??= Array.from(pieceIndex().offsets);
       return offsets;
