@@ -32,13 +32,14 @@ const SHOWS_NOTICES = new Set(["debug5", "debug4", "debug3", "debug2", "debug1",
 
 /**
  * How much SQL a message may carry on this session: MESSAGE_CHARACTERS when the flush marker
- * works (PL/pgSQL installed, notices shown), else 1, each statement alone, as before PostgreSQL
+ * works (PL/pgSQL installed and usable, notices shown), else 1, each statement alone, as before PostgreSQL
  * 13 too, where statement_timeout bounded a whole message rather than each statement in it.
  */
 export async function messageCharacters(client: pg.ClientBase, serverVersionNum: number): Promise<number> {
   if (serverVersionNum < 130000) return 1;
   const { rows } = await client.query<{ plpgsql: boolean; level: string }>(
-    "SELECT EXISTS (SELECT FROM pg_language WHERE lanname = 'plpgsql') AS plpgsql, current_setting('client_min_messages') AS level",
+    `SELECT coalesce((SELECT has_language_privilege(oid, 'USAGE') FROM pg_language WHERE lanname = 'plpgsql'), false) AS plpgsql,
+            current_setting('client_min_messages') AS level`,
   );
   const row = rows[0];
   return row?.plpgsql && SHOWS_NOTICES.has(row.level) ? MESSAGE_CHARACTERS : 1;
