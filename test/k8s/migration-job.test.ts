@@ -224,8 +224,7 @@ describe("a Job pod stopped mid-migration (deadline, deletion, node drain)", () 
       pod = child;
     });
     // The kubelet's SIGTERM (deadline, deletion, drain), while the long statement runs.
-    const sleeping =
-      "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'SELECT pg_sleep%'";
+    const sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND wait_event = 'PgSleep'";
     for (let i = 0; i < 300 && !((await db.query(sleeping)).rowCount ?? 0); i++) await sleep(100);
     expect((await db.query(sleeping)).rowCount).toBe(1);
     expect(pod?.kill("SIGTERM")).toBe(true);
