@@ -115,6 +115,14 @@ describe("a batch sent several statements to a message", () => {
     expect((await drizzleRows(db.url)).length).toBe(3);
   });
 
+  it("bounds each statement of a message by statement_timeout, not the message as a whole", async () => {
+    // Five statements of 0.3 s under a 1 s timeout: 1.5 s in all, in one message (PostgreSQL 13+).
+    folder.add({ name: "naps", statements: Array.from({ length: 5 }, () => "SELECT pg_sleep(0.3);") });
+    const run = await runMigrations({ databaseUrl: db.url, dir: folder.dir, statementTimeoutMs: 1_000 });
+    expect(run.error, run.error?.message).toBeUndefined();
+    expect(run.applied).toEqual(folder.tags);
+  });
+
   it("says so when a migration breaks drizzle's table, so that its row cannot be written, and rolls it all back", async () => {
     const bad = folder.add({ name: "drop_drizzle", statements: ["DROP SCHEMA drizzle CASCADE;"] });
     const run = await up();
