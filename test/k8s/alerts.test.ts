@@ -82,7 +82,7 @@ describe("PrometheusRule yomu-migration", () => {
     expect(slow.labels.severity).toBe("warning");
     expect(failed.expr).toMatch(/yomu_migration_last_run_success\{[^}]*\}\s*==\s*0/);
     // The threshold is the one the run pushed, so the alert follows MIGRATION_SLOW_THRESHOLD.
-    expect(slow.expr).toMatch(/yomu_migration_last_run_duration_seconds\{[^}]*\}\s*>\s*yomu_migration_slow_threshold_seconds/);
+    expect(slow.expr).toMatch(/yomu_migration_last_run_apply_seconds\{[^}]*\}\s*>\s*yomu_migration_slow_threshold_seconds/);
     for (const a of all) {
       expect(a.annotations.summary).toBeTruthy();
       expect(a.annotations.description).toBeTruthy();
@@ -129,7 +129,14 @@ describe("PrometheusRule yomu-migration", () => {
       "the slow alert ignores the pushed threshold",
       (r: Obj) => {
         const slow = alerts(r).find((a) => a.alert === "YomuMigrationSlow") as Obj;
-        slow.expr = 'yomu_migration_last_run_duration_seconds{job="yomu-migration"} > 60';
+        slow.expr = 'yomu_migration_last_run_apply_seconds{job="yomu-migration"} > 60';
+      },
+    ],
+    [
+      "the slow alert counts the wait for another runner's lock",
+      (r: Obj) => {
+        const slow = alerts(r).find((a) => a.alert === "YomuMigrationSlow") as Obj;
+        slow.expr = String(slow.expr).replace("yomu_migration_last_run_apply_seconds", "yomu_migration_last_run_duration_seconds");
       },
     ],
     [
