@@ -62,11 +62,7 @@ export interface Query {
 export async function runQuery(client: pg.Client, read: ReadMigration, query: Query, options: ApplyOptions): Promise<void> {
   const { migration } = read;
   if (query.sql.trim() === "") return;
-  if (options.signal?.aborted) {
-    throw new MigratorError("INTERRUPTED", `interrupted before statement ${query.piece + 1} of ${migration.tag}`, {
-      details: { tag: migration.tag, statement: query.piece + 1, file: migration.file },
-    });
-  }
+  if (options.signal?.aborted) throw interruptedBefore(migration, query.piece);
   const finished = options.onStatement?.(migration, query.piece);
   try {
     await client.query(query.sql);
@@ -75,6 +71,13 @@ export async function runQuery(client: pg.Client, read: ReadMigration, query: Qu
   } finally {
     finished?.();
   }
+}
+
+/** The signal came before the statement of `piece` was sent: nothing of it ran. */
+export function interruptedBefore(migration: Migration, piece: number): MigratorError {
+  return new MigratorError("INTERRUPTED", `interrupted before statement ${piece + 1} of ${migration.tag}`, {
+    details: { tag: migration.tag, statement: piece + 1, file: migration.file },
+  });
 }
 
 /** A query's failure as a MigratorError naming the file, line and column of the statement. */

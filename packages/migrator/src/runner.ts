@@ -122,7 +122,7 @@ async function applyPlan(session: Session, plan: Plan, migrations: readonly Migr
       retryDelayMs: options.lockRetryDelayMs ?? defaults.lockRetryDelayMs,
       signal: options.signal,
       onStatement: session.progress.onStatement,
-      messageCharacters: await messageCharacters(session.client, session.serverVersionNum),
+      messageCharacters: await messageCharacters(session.client),
       onApplied: (batchDone) => {
         for (const m of batchDone) {
           done.push(m);

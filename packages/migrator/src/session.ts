@@ -43,8 +43,6 @@ export interface Session {
   /** The backend pid the whole run stays on. */
   pid: number;
   runId: string;
-  /** The server's `server_version_num`, say 150019. */
-  serverVersionNum: number;
   progress: Progress;
   /**
    * Writes the run's `running` row, so a runner killed from here on is marked `crashed` by the
@@ -181,7 +179,7 @@ export async function runSession(
     } else {
       const session = client;
       phase = "session set-up";
-      const identity = await checkOneSession(session, elsewhere, { settings: [...Object.keys(wanted), "server_version_num"] });
+      const identity = await checkOneSession(session, elsewhere, { settings: Object.keys(wanted) });
       const { pid } = identity;
       stopCancelling = cancelOnAbort(pid, elsewhere, settings.signal);
       const changed = await configureSession(session, wanted, identity);
@@ -214,8 +212,7 @@ export async function runSession(
           };
           phase = "applying";
           applyStarted = performance.now();
-          const serverVersionNum = Number(identity.settings.server_version_num ?? 0);
-          const done = await work({ client: session, pid, runId, serverVersionNum, progress: sessionProgress, markRunning });
+          const done = await work({ client: session, pid, runId, progress: sessionProgress, markRunning });
           applyMs = Math.round(performance.now() - applyStarted);
           outcome = done.error ? { ...done, error: settle(done.error, done) } : done;
           // Recorded while the lock is still held: the next runner reads a finished row, never ours as `running`.

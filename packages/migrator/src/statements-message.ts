@@ -11,13 +11,12 @@ export const NO_COPY_DATA = "yomu-migrate sends no COPY data: put the rows in th
  * Rows a statement returns are dropped, not kept.
  *
  * @example
- *   const message = new StatementsMessage("CREATE TABLE a (id int);\nCREATE TABLE b (id int);", (i, tag) => {});
+ *   let completed = 0;
+ *   const message = new StatementsMessage("CREATE TABLE a (id int);\nCREATE TABLE b (id int);", () => completed++);
  *   client.query(message);
- *   await message.done; // rejects with the server's error; message.completed says how many ran
+ *   await message.done; // rejects with the server's error; `completed` says how many ran before it
  */
 export class StatementsMessage implements pg.Submittable {
-  /** Statements the server completed so far. */
-  completed = 0;
   readonly done: Promise<void>;
   /** Set by pg when the client wraps the query (its `query_timeout`); told of the outcome too. */
   callback?: (error: Error | null) => void;
@@ -27,7 +26,7 @@ export class StatementsMessage implements pg.Submittable {
 
   constructor(
     readonly text: string,
-    private readonly onCompleted: (index: number, commandTag: string) => void,
+    private readonly onCompleted: (commandTag: string) => void,
   ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
@@ -40,7 +39,7 @@ export class StatementsMessage implements pg.Submittable {
   }
 
   handleCommandComplete(message: { text: string }): void {
-    this.onCompleted(this.completed++, message.text);
+    this.onCompleted(message.text);
   }
 
   // pg reports an error at once and the server's ReadyForQuery after it, as pg's own Query does.
